@@ -5,7 +5,9 @@ use std::time::Duration;
 /// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .parse()
@@ -15,7 +17,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration '{text}' (write it like 500ms, 30s, 5m)")),
+        _ => {
+            return Err(format!(
+                "invalid duration '{text}' (write it like 500ms, 30s, 5m)"
+            ));
+        }
     };
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("duration '{text}' is out of range"));
@@ -26,7 +32,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a size: a number with `B`, `KiB`, `MiB`, `GiB` (or `K`, `M`, `G`, `KB`, `MB`, `GB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .parse()

@@ -1,1 +1,74 @@
-//! (being written)
+//! Environments: where a notebook's session runs. A backend turns an `EnvSpec` into a
+//! `ShellLaunch` (how to start the session shell) plus whatever must live as long as the run.
+//!
+//! This release has the `host` backend only; `container` and `vm` are named so that a
+//! notebook asking for them gets a clear error rather than a silent fallback.
+
+pub mod host;
+pub mod rundir;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::exec::session::ShellLaunch;
+use crate::notebook::BackendKind;
+
+/// What a backend needs to build one run's environment.
+#[derive(Debug, Clone)]
+pub struct EnvSpec {
+    pub backend: BackendKind,
+    /// Variables from `env:` and `--env`, on top of the fixed default environment.
+    pub env: BTreeMap<String, String>,
+    /// The notebook's own directory (fixtures).
+    pub notebook_dir: PathBuf,
+    /// The shell to run (`bash` unless the notebook says otherwise).
+    pub shell: String,
+    /// The hostname the notebook's environment should have (target name or file stem).
+    pub hostname: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("the {0} backend is not available in this release of labrun (use backend: host)")]
+    Unavailable(&'static str),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A built environment: how to start its shell, and what to clean up when it is dropped.
+pub struct Environment {
+    pub launch: ShellLaunch,
+    /// Where cell paths are resolved on this machine (the working directory's host path).
+    pub workdir_host: PathBuf,
+    _guard: Box<dyn Send>,
+}
+
+/// The fixed default environment of every session (section 1 of the contract).
+pub fn default_env() -> BTreeMap<String, String> {
+    [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+        ("TERM", "dumb"),
+        ("LANG", "C.UTF-8"),
+        ("LC_ALL", "C.UTF-8"),
+        ("TZ", "UTC"),
+        ("USER", "root"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Builds the environment a spec asks for.
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    match spec.backend {
+        BackendKind::Host => host::build(spec),
+        BackendKind::Container => Err(EnvError::Unavailable("container")),
+        BackendKind::Vm => Err(EnvError::Unavailable("vm")),
+    }
+}

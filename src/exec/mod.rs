@@ -1,1 +1,4 @@
-//! (being written)
+//! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
+
+pub mod procs;
+pub mod session;

@@ -129,7 +129,10 @@ pub enum CellKind {
     /// `type: file`: write the body to `path`.
     File { content: String },
     /// `type: script`: run the body with the interpreter its language names.
-    Script { interpreter: String, program: String },
+    Script {
+        interpreter: String,
+        program: String,
+    },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
 }

@@ -1,0 +1,63 @@
+//! The `host` backend: cells run directly on this machine, in a fresh temporary directory.
+//!
+//! Unisolated by design, for authors who trust their own docs: the working directory and HOME
+//! are fresh and the environment is fixed, but a cell can reach anything its user can.
+
+use std::path::PathBuf;
+
+use super::rundir::RunDir;
+use super::{EnvError, EnvSpec, Environment, default_env};
+use crate::exec::session::ShellLaunch;
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    let path = default_env()["PATH"].clone();
+    path.split(':')
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    let shell = find_program(&spec.shell).ok_or_else(|| {
+        EnvError::Other(format!(
+            "the shell '{}' is not installed on this machine",
+            spec.shell
+        ))
+    })?;
+    let run = RunDir::create()?;
+    let control = run.subdir("ctl", 0o700)?;
+    let lab = run.subdir("lab", 0o755)?;
+    let home = run.subdir("home", 0o700)?;
+    let mut env = default_env();
+    env.insert("HOME".into(), home.to_string_lossy().into_owned());
+    env.insert(
+        "USER".into(),
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| "root".into()),
+    );
+    env.insert(
+        "LABRUN_NOTEBOOK_DIR".into(),
+        spec.notebook_dir.to_string_lossy().into_owned(),
+    );
+    env.extend(spec.env.clone());
+    let launch = ShellLaunch {
+        program: shell,
+        args: vec!["--noprofile".into(), "--norc".into()],
+        env,
+        cwd: lab.clone(),
+        control_dir: control.clone(),
+        control_dir_inside: control.to_string_lossy().into_owned(),
+        workdir_inside: lab.to_string_lossy().into_owned(),
+    };
+    Ok(Environment {
+        launch,
+        workdir_host: lab,
+        _guard: Box::new(run),
+    })
+}

@@ -1,0 +1,179 @@
+//! A run's private directory on this machine, locked while the run lives.
+//!
+//! Every run gets `<tmp>/labrun-<uid>/run-<token>/`, holding an flock on its `lock` file for
+//! as long as the run lasts. A labrun that was killed leaves its directory behind unlocked;
+//! the next labrun removes such directories and never touches a locked one (a per-run lock,
+//! not a guess from process ids).
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+pub struct RunDir {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+fn parent_dir() -> PathBuf {
+    let base = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join(format!("labrun-{}", nix::unistd::getuid()))
+}
+
+fn token() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the kernel's random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RunDir {
+    /// Creates and locks a fresh run directory, after sweeping stale ones.
+    pub fn create() -> io::Result<RunDir> {
+        let parent = parent_dir();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&parent)
+            .map_err(|e| with_path(e, &parent))?;
+        let meta = fs::symlink_metadata(&parent).map_err(|e| with_path(e, &parent))?;
+        if !meta.is_dir() || meta_uid(&meta) != nix::unistd::getuid().as_raw() {
+            return Err(io::Error::other(format!(
+                "{} is not a directory owned by this user; refusing to use it",
+                parent.display()
+            )));
+        }
+        sweep_stale(&parent);
+        // Built under a name the sweeper ignores, locked, then renamed into place, so no
+        // sweeper can ever see a run directory that is not yet locked.
+        let name = token();
+        let building = parent.join(format!("new-{name}"));
+        let path = parent.join(format!("run-{name}"));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&building)
+            .map_err(|e| with_path(e, &building))?;
+        let file = File::create(building.join("lock")).map_err(|e| with_path(e, &building))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| with_path(io::Error::from(e), &building))?;
+        fs::rename(&building, &path).map_err(|e| with_path(e, &path))?;
+        Ok(RunDir { path, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes a subdirectory with the given mode.
+    pub fn subdir(&self, name: &str, mode: u32) -> io::Result<PathBuf> {
+        let p = self.path.join(name);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&p)
+            .map_err(|e| with_path(e, &p))?;
+        Ok(p)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        remove_tree(&self.path);
+    }
+}
+
+fn meta_uid(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid()
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Removes run directories whose lock no live run holds.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old = || {
+            fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m.elapsed().is_ok_and(|e| e.as_secs() > 60))
+        };
+        if name.starts_with("new-") {
+            // A labrun killed while creating its directory.
+            if old() {
+                remove_tree(&path);
+            }
+            continue;
+        }
+        if !name.starts_with("run-") {
+            continue;
+        }
+        let Ok(file) = File::open(path.join("lock")) else {
+            // Half removed by another sweeper.
+            if old() {
+                remove_tree(&path);
+            }
+            continue;
+        };
+        if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            remove_tree(&path);
+            drop(lock);
+        }
+    }
+}
+
+/// Removes a tree a cell may have made hard to remove (read-only directories).
+pub fn remove_tree(path: &Path) {
+    if fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    make_writable(path);
+    let _ = fs::remove_dir_all(path);
+}
+
+fn make_writable(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+        if let Ok(entries) = fs::read_dir(path) {
+            for e in entries.flatten() {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_run_dir_is_removed_and_a_stale_one_swept() {
+        let run = RunDir::create().unwrap();
+        let p = run.path().to_path_buf();
+        let sub = run.subdir("lab", 0o755).unwrap();
+        fs::create_dir(sub.join("ro")).unwrap();
+        fs::set_permissions(sub.join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
+        assert!(p.exists());
+        drop(run);
+        assert!(!p.exists());
+
+        // A stale directory: a lock file nobody holds.
+        let stale = parent_dir().join("run-stale-test");
+        fs::create_dir_all(&stale).unwrap();
+        File::create(stale.join("lock")).unwrap();
+        let live = RunDir::create().unwrap();
+        assert!(!stale.exists(), "stale run directory swept");
+        assert!(live.path().exists(), "the live one stays");
+    }
+}

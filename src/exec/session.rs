@@ -1,0 +1,666 @@
+//! The session protocol: one long-lived bash per environment, running one command at a time.
+//!
+//! How a command's verdict stays out of the command's reach:
+//! - labrun writes each command line to the shell over a socket (fd 0 of the shell). A socket,
+//!   unlike a pipe, cannot be reopened through /proc/PID/fd, so no process can read ahead.
+//! - The command's text goes into a file the shell sources with stdin from /dev/null and
+//!   stdout/stderr into a fresh FIFO, opened only for this command; late writes by background
+//!   processes land in a FIFO that no longer belongs to any command.
+//! - The end of the command and its exit status come back as the *name* of a file the shell
+//!   creates with a redirection-only command (`>"$D/s.NONCE.$?"`): no command word, so no
+//!   function or alias can intercept it, and the nonce lives only in the line the shell read.
+//!   Nothing is ever parsed out of the command's output.
+//! - The sourced file opens with a second marker; a status without it means an earlier cell
+//!   replaced labrun's harness (for example a function named `builtin`): the command is failed
+//!   as tampered and a fresh shell takes over.
+//! - Traps (DEBUG, RETURN, ERR) and aliases are reset before every command.
+//! This module must not decide verdicts: it reports what ran.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+
+use super::procs;
+use crate::outcome::{CommandRun, ExitStatus, ShellEvent};
+
+/// How long a killed command gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(1);
+/// How long a new shell may take to say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Everything needed to start the session's shell; a backend fills it in.
+#[derive(Debug, Clone)]
+pub struct ShellLaunch {
+    /// The shell program and its arguments, as labrun runs it (a backend may wrap it).
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The complete environment of the shell: nothing else is inherited.
+    pub env: BTreeMap<String, String>,
+    /// Where labrun starts the shell process.
+    pub cwd: PathBuf,
+    /// The control directory as labrun sees it (private, created by the backend).
+    pub control_dir: PathBuf,
+    /// The same directory as the shell sees it.
+    pub control_dir_inside: String,
+    /// The working directory the first shell starts in, as the shell sees it.
+    pub workdir_inside: String,
+}
+
+/// One command to run in the session.
+pub struct CommandSpec<'a> {
+    pub script: &'a str,
+    pub timeout: Duration,
+    /// Capture stderr apart from stdout (else both go to one stream, in write order).
+    pub split_streams: bool,
+    /// Variables set for this command only.
+    pub env: &'a BTreeMap<String, String>,
+    /// A working directory for this command only, as the shell sees it (already resolved).
+    pub cwd: Option<&'a str>,
+    /// Bytes kept per stream; the rest is counted and dropped.
+    pub output_cap: u64,
+    /// Called with every chunk of output as it arrives (live streaming), if set.
+    pub live: Option<&'a mut dyn FnMut(&[u8])>,
+}
+
+pub struct ShellSession {
+    launch: ShellLaunch,
+    child: Child,
+    pidfd: AsyncFd<OwnedFd>,
+    control: UnixStream,
+    inotify: AsyncFd<Watch>,
+    seq: u64,
+    /// Working directory before the current command, to restore a lost shell.
+    last_cwd: Option<String>,
+}
+
+/// A stream being captured from a FIFO.
+struct Capture {
+    reader: pipe::Receiver,
+    /// Our own write end, held so the reader never sees end-of-file before the shell opens it.
+    holder: Option<OwnedFd>,
+    kept: Vec<u8>,
+    truncated: u64,
+    cap: u64,
+    done: bool,
+}
+
+impl Capture {
+    fn open(path: &Path, cap: u64) -> io::Result<Capture> {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(io::Error::from)?;
+        let reader = pipe::OpenOptions::new().open_receiver(path)?;
+        let holder = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Capture {
+            reader,
+            holder: Some(holder.into()),
+            kept: Vec::new(),
+            truncated: 0,
+            cap,
+            done: false,
+        })
+    }
+
+    fn take(&mut self, chunk: &[u8], live: &mut Option<&mut dyn FnMut(&[u8])>) {
+        if let Some(f) = live.as_mut() {
+            f(chunk);
+        }
+        let room = self.cap.saturating_sub(self.kept.len() as u64) as usize;
+        let keep = room.min(chunk.len());
+        self.kept.extend_from_slice(&chunk[..keep]);
+        self.truncated += (chunk.len() - keep) as u64;
+    }
+
+    /// Reads whatever is available now; returns false once the stream is at end-of-file.
+    /// `direct` reads the descriptor without consulting tokio's cached readiness, which may
+    /// not have seen data that arrived just before the command ended.
+    fn drain_now(&mut self, live: &mut Option<&mut dyn FnMut(&[u8])>, direct: bool) -> bool {
+        let mut buf = [0u8; 65536];
+        loop {
+            let got = if direct {
+                nix::unistd::read(&self.reader, &mut buf).map_err(io::Error::from)
+            } else {
+                self.reader.try_read(&mut buf)
+            };
+            match got {
+                Ok(0) => {
+                    self.done = true;
+                    return false;
+                }
+                Ok(n) => self.take(&buf[..n], live),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.done = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// After the command ended: drop our write end and take what is left without waiting
+    /// for background processes that still hold the FIFO.
+    fn finish(&mut self, live: &mut Option<&mut dyn FnMut(&[u8])>) {
+        self.holder = None;
+        if !self.done {
+            self.drain_now(live, true);
+        }
+    }
+}
+
+/// What the control directory told us about the current command.
+#[derive(Default)]
+struct Markers {
+    begun: bool,
+    status: Option<i32>,
+}
+
+/// The inotify watch on the control directory, as a descriptor tokio can poll.
+struct Watch(Inotify);
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+fn register<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: `inner` owns its descriptor and the AsyncFd owns `inner`, so the descriptor
+    // stays open for exactly as long as it is registered.
+    unsafe { AsyncFd::register_with_interest(inner, Interest::READABLE) }.map_err(io::Error::from)
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("the kernel's random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Quotes `s` for bash as one word.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+impl ShellSession {
+    /// Starts a shell and waits until it is ready. `restore` names a state file to source.
+    pub async fn start(launch: ShellLaunch) -> io::Result<ShellSession> {
+        Self::spawn(launch, None, None).await
+    }
+
+    async fn spawn(
+        launch: ShellLaunch,
+        restore: Option<&Path>,
+        cwd: Option<&str>,
+    ) -> io::Result<ShellSession> {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        inotify.add_watch(
+            &launch.control_dir,
+            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+        )?;
+        let inotify = register(Watch(inotify))?;
+        let (control, shell_end) = UnixStream::pair()?;
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .env_clear()
+            .envs(&launch.env)
+            .current_dir(&launch.cwd)
+            .stdin(Stdio::from(OwnedFd::from(shell_end)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // A session of its own: no controlling terminal to inject into, no Ctrl-C
+                // from labrun's terminal reaching the shell directly.
+                libc::setsid();
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                libc::umask(0o022);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                // Descriptors labrun inherited without close-on-exec must not reach a cell.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "failed to start the shell {}: {e}",
+                    launch.program.display()
+                ),
+            )
+        })?;
+        let pidfd = register(pidfd_open(child.id())?)?;
+        let mut session = ShellSession {
+            launch,
+            child,
+            pidfd,
+            control,
+            inotify,
+            seq: 0,
+            last_cwd: None,
+        };
+        session.initialise(restore, cwd).await?;
+        Ok(session)
+    }
+
+    fn dir(&self) -> String {
+        shell_quote(&self.launch.control_dir_inside)
+    }
+
+    async fn initialise(&mut self, restore: Option<&Path>, cwd: Option<&str>) -> io::Result<()> {
+        let d = self.dir();
+        let ready = random_token();
+        let mut init = String::new();
+        init.push_str("builtin set +o history +o monitor +H 2>/dev/null; builtin unset HISTFILE\n");
+        // The state a cell's `exit`, or a TERM from labrun, leaves for the next shell.
+        init.push_str(&format!(
+            "__labrun_save() {{ {{ builtin declare -p; builtin declare -f; builtin shopt -p; \
+             builtin set +o; builtin printf 'builtin cd -- %q\\n' \"$PWD\"; builtin umask -p; }} \
+             >{d}/state 2>/dev/null; }}\n"
+        ));
+        init.push_str("builtin trap '__labrun_save' EXIT\n");
+        init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
+        if let Some(state) = restore {
+            init.push_str(&format!(
+                "builtin . {} >/dev/null 2>&1\n",
+                shell_quote(&state.to_string_lossy())
+            ));
+            init.push_str("builtin trap '__labrun_save' EXIT\n");
+            init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
+        }
+        let cwd = cwd.unwrap_or(&self.launch.workdir_inside).to_string();
+        init.push_str(&format!(
+            "builtin cd -- {} 2>/dev/null; >{d}/r.{ready}\n",
+            shell_quote(&cwd)
+        ));
+        self.send(&init)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let want = format!("r.{ready}");
+        loop {
+            tokio::select! {
+                names = self.read_markers() => {
+                    if names?.iter().any(|n| *n == want) {
+                        return Ok(());
+                    }
+                }
+                _ = self.pidfd.readable() => {
+                    let status = self.reap();
+                    return Err(io::Error::other(format!(
+                        "the shell {} exited while starting (status {})",
+                        self.launch.program.display(), status.code()
+                    )));
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(io::Error::other(format!(
+                        "the shell {} did not start within {} s",
+                        self.launch.program.display(), START_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, text: &str) -> io::Result<()> {
+        self.control.write_all(text.as_bytes())
+    }
+
+    /// Waits for file creations in the control directory and returns their names.
+    async fn read_markers(&self) -> io::Result<Vec<String>> {
+        loop {
+            let mut guard = self.inotify.readable().await?;
+            match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(io::Error::from)) {
+                Ok(Ok(events)) => {
+                    return Ok(events
+                        .into_iter()
+                        .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
+                        .collect());
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// The shell's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn reap(&mut self) -> ExitStatus {
+        match waitpid(Pid::from_raw(self.child.id() as i32), None) {
+            Ok(WaitStatus::Exited(_, code)) => ExitStatus::Code(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => ExitStatus::Signal(sig as i32),
+            _ => ExitStatus::Signal(libc::SIGKILL),
+        }
+    }
+
+    /// Runs one command and reports what it did. Errors are labrun's own failures.
+    pub async fn run(&mut self, spec: CommandSpec<'_>) -> io::Result<CommandRun> {
+        let CommandSpec {
+            script,
+            timeout,
+            split_streams,
+            env,
+            cwd,
+            output_cap,
+            mut live,
+        } = spec;
+        self.seq += 1;
+        let n = self.seq;
+        let begin = random_token();
+        let nonce = random_token();
+        let ctl = self.launch.control_dir.clone();
+        let cell_file = ctl.join(format!("c.{n}"));
+        let out_name = format!("o.{}", random_token());
+        let err_name = format!("e.{}", random_token());
+        let d = self.dir();
+        let inside = self.launch.control_dir_inside.clone();
+        let inside_cell = format!("{inside}/c.{n}");
+
+        self.last_cwd = fs::read_link(format!("/proc/{}/cwd", self.child.id()))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+
+        let mut body = format!(">{d}/b.{begin}; ");
+        body.push_str(script);
+        if !script.ends_with('\n') {
+            body.push('\n');
+        }
+        fs::write(&cell_file, body)?;
+        fs::set_permissions(&cell_file, fs::Permissions::from_mode(0o600))?;
+
+        let mut out = Capture::open(&ctl.join(&out_name), output_cap)?;
+        let mut err = if split_streams {
+            Some(Capture::open(&ctl.join(&err_name), output_cap)?)
+        } else {
+            None
+        };
+
+        let mut line = String::from(
+            "builtin trap - DEBUG RETURN ERR; builtin unalias -a; builtin set +T +E; ",
+        );
+        let assignments: String = env
+            .iter()
+            .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
+            .collect();
+        let source = format!("{assignments}builtin . {}", shell_quote(&inside_cell));
+        let run = match cwd {
+            Some(dir) => format!(
+                "__labrun_pwd=$PWD; {{ builtin cd -- {} && {source}; }}",
+                shell_quote(dir)
+            ),
+            None => format!("{{ {source}; }}"),
+        };
+        line.push_str(&run);
+        line.push_str(&format!(" </dev/null >{d}/{out_name}"));
+        if split_streams {
+            line.push_str(&format!(" 2>{d}/{err_name}"));
+        } else {
+            line.push_str(" 2>&1");
+        }
+        line.push_str(&format!("; >{d}/s.{nonce}.$?"));
+        if cwd.is_some() {
+            line.push_str("; builtin cd -- \"$__labrun_pwd\"");
+        }
+        line.push('\n');
+
+        let mut shell_event = None;
+        if self.has_exited() || self.send(&line).is_err() {
+            // The shell died between commands (a background process killed it).
+            let restored = self.replace(true).await?;
+            shell_event = Some(ShellEvent::Replaced {
+                reason: "the shell had exited before this cell".into(),
+                state_restored: restored,
+            });
+            self.send(&line)?;
+        }
+        let started = Instant::now();
+        let deadline = started + timeout;
+
+        let begin_name = format!("b.{begin}");
+        let status_prefix = format!("s.{nonce}.");
+        let mut markers = Markers::default();
+        let mut timed_out = None;
+        let mut shell_exit: Option<ExitStatus> = None;
+        let mut killing_since: Option<Instant> = None;
+
+        loop {
+            let err_open = err.as_ref().is_some_and(|c| !c.done);
+            let kill_deadline = killing_since.map(|t| t + KILL_GRACE);
+            tokio::select! {
+                r = out.reader.readable(), if !out.done => {
+                    r?;
+                    out.drain_now(&mut live, false);
+                }
+                r = async { err.as_ref().unwrap().reader.readable().await }, if err_open => {
+                    r?;
+                    if let Some(e) = err.as_mut() { e.drain_now(&mut live, false); }
+                }
+                names = self.read_markers() => {
+                    for name in names? {
+                        if name == begin_name {
+                            markers.begun = true;
+                            let _ = fs::remove_file(&cell_file);
+                            let _ = fs::remove_file(ctl.join(&out_name));
+                            let _ = fs::remove_file(ctl.join(&err_name));
+                        } else if let Some(code) = name.strip_prefix(&status_prefix) {
+                            markers.status = Some(code.parse().unwrap_or(255));
+                            let _ = fs::remove_file(ctl.join(&name));
+                        }
+                    }
+                    if markers.status.is_some() {
+                        break;
+                    }
+                }
+                _ = self.pidfd.readable() => {
+                    shell_exit = Some(self.reap());
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline.into()), if killing_since.is_none() => {
+                    timed_out = Some(timeout);
+                    killing_since = Some(Instant::now());
+                    // The whole tree, the shell included: the shell's TERM trap saves its
+                    // state so the next shell can carry on from it.
+                    let mut tree = procs::descendants(self.child.id());
+                    tree.push(self.child.id());
+                    procs::signal_all(&tree, Signal::SIGTERM);
+                }
+                _ = async { tokio::time::sleep_until(kill_deadline.unwrap().into()).await }, if kill_deadline.is_some() => {
+                    procs::kill_descendants(self.child.id(), Duration::from_secs(2));
+                    procs::signal_all(&[self.child.id()], Signal::SIGKILL);
+                    killing_since = Some(Instant::now() + Duration::from_secs(3600));
+                }
+            }
+        }
+        let duration = started.elapsed();
+        if timed_out.is_some() && shell_exit.is_none() {
+            // The shell was sent SIGTERM with its tree. Either its TERM trap is saving its
+            // state and exiting, or the cell made it ignore TERM and it finished the command:
+            // then this line asks it to save and exit. Past the grace period it is killed.
+            let _ = self.send("builtin trap - EXIT; __labrun_save; builtin exit 143\n");
+            shell_exit = Some(self.wait_exit(KILL_GRACE).await);
+        }
+        if timed_out.is_some() {
+            // Whatever ignored SIGTERM under the shell goes now.
+            procs::kill_descendants(self.child.id(), Duration::from_secs(2));
+        }
+        out.finish(&mut live);
+        if let Some(e) = err.as_mut() {
+            e.finish(&mut live);
+        }
+        let _ = fs::remove_file(&cell_file);
+        let _ = fs::remove_file(ctl.join(&out_name));
+        let _ = fs::remove_file(ctl.join(&err_name));
+
+        let status = match (markers.status, shell_exit) {
+            (Some(_), _) if !markers.begun => {
+                // The harness did not run the command as written.
+                self.replace(false).await?;
+                shell_event = Some(ShellEvent::Tampered);
+                ExitStatus::Code(255)
+            }
+            (marker, Some(exit)) => {
+                let restored = self.replace(true).await?;
+                let reason = if timed_out.is_some() {
+                    "the shell was stopped at the timeout".to_string()
+                } else {
+                    format!("the shell exited during this cell (status {})", exit.code())
+                };
+                shell_event = Some(ShellEvent::Replaced {
+                    reason,
+                    state_restored: restored,
+                });
+                marker.map(ExitStatus::Code).unwrap_or(exit)
+            }
+            (Some(code), None) => ExitStatus::Code(code),
+            (None, None) => unreachable!("the loop ends only with a status or a dead shell"),
+        };
+        let cleanup = |bytes: Vec<u8>| rename_source(bytes, &inside_cell);
+        Ok(CommandRun {
+            output: cleanup(out.kept),
+            stderr: err.map(|e| cleanup(e.kept)).unwrap_or_default(),
+            status,
+            duration,
+            timed_out,
+            truncated: out.truncated,
+            shell_event,
+        })
+    }
+
+    /// Whether the shell has already exited (a background process killed it), without waiting.
+    fn has_exited(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            self.pidfd.get_ref().as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+    }
+
+    /// Waits up to `grace` for the shell to exit, then kills it and its tree; reaps it.
+    async fn wait_exit(&mut self, grace: Duration) -> ExitStatus {
+        let exited = tokio::time::timeout(grace, self.pidfd.readable())
+            .await
+            .is_ok();
+        if !exited {
+            procs::kill_descendants(self.child.id(), Duration::from_secs(2));
+            procs::signal_all(&[self.child.id()], Signal::SIGKILL);
+            let _ = self.pidfd.readable().await;
+        }
+        self.reap()
+    }
+
+    /// Replaces a dead or tampered shell. Returns whether its saved state was restored.
+    async fn replace(&mut self, use_state: bool) -> io::Result<bool> {
+        self.kill_all();
+        let state = self.launch.control_dir.join("state");
+        let restore = use_state && state.exists();
+        let restore_path = restore
+            .then(|| PathBuf::from(format!("{}/state.restore", self.launch.control_dir_inside)));
+        if restore {
+            fs::rename(&state, self.launch.control_dir.join("state.restore"))?;
+        }
+        let _ = fs::remove_file(&state);
+        let cwd = self.last_cwd.clone();
+        let next = Box::pin(Self::spawn(
+            self.launch.clone(),
+            restore_path.as_deref(),
+            cwd.as_deref(),
+        ))
+        .await?;
+        let _ = fs::remove_file(self.launch.control_dir.join("state.restore"));
+        let old = std::mem::replace(self, next);
+        drop(old);
+        Ok(restore)
+    }
+
+    /// Kills the shell and everything under it.
+    pub fn kill_all(&mut self) {
+        let pid = self.child.id();
+        procs::signal_all(&[pid], Signal::SIGSTOP);
+        procs::kill_descendants(pid, Duration::from_secs(2));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ShellSession {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Error messages name the sourced file ("/…/c.3: line 2: …"); show them as bash would
+/// for a command typed at a prompt ("bash: line 2: …"), so output does not depend on
+/// where the control directory happens to be.
+fn rename_source(bytes: Vec<u8>, cell_path: &str) -> Vec<u8> {
+    let needle = format!("{cell_path}: ");
+    let needle = needle.as_bytes();
+    if bytes.len() < needle.len() || !bytes.windows(needle.len()).any(|w| w == needle) {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(needle) {
+            out.extend_from_slice(b"bash: ");
+            i += needle.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn renames_the_sourced_file_in_messages() {
+        let got = rename_source(
+            b"/x/c.3: line 2: foo: command not found\n".to_vec(),
+            "/x/c.3",
+        );
+        assert_eq!(got, b"bash: line 2: foo: command not found\n");
+        assert_eq!(rename_source(b"plain".to_vec(), "/x/c.3"), b"plain");
+    }
+}

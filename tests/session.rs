@@ -1,0 +1,262 @@
+//! The session protocol on a real shell: state between commands, streams, exit codes, a
+//! replaced shell, timeouts, and the attempts to forge a verdict that the contract lists.
+//! Runs on the host backend; later backends run the same cases.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use labrun::env::{self, EnvSpec};
+use labrun::exec::session::{CommandSpec, ShellSession};
+use labrun::notebook::BackendKind;
+use labrun::outcome::{CommandRun, ExitStatus, ShellEvent};
+
+struct Lab {
+    _env: env::Environment,
+    session: ShellSession,
+    rt: tokio::runtime::Runtime,
+}
+
+fn lab() -> Lab {
+    let spec = EnvSpec {
+        backend: BackendKind::Host,
+        env: BTreeMap::new(),
+        notebook_dir: PathBuf::from("/nonexistent"),
+        shell: "bash".into(),
+        hostname: "test".into(),
+    };
+    let built = env::build(&spec).expect("host environment");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let session = rt
+        .block_on(ShellSession::start(built.launch.clone()))
+        .expect("shell starts");
+    Lab {
+        _env: built,
+        session,
+        rt,
+    }
+}
+
+impl Lab {
+    fn run_with(&mut self, script: &str, timeout: Duration, split: bool) -> CommandRun {
+        let env = BTreeMap::new();
+        let spec = CommandSpec {
+            script,
+            timeout,
+            split_streams: split,
+            env: &env,
+            cwd: None,
+            output_cap: 1 << 20,
+            live: None,
+        };
+        self.rt
+            .block_on(self.session.run(spec))
+            .unwrap_or_else(|e| panic!("labrun itself failed: {e}"))
+    }
+    fn run(&mut self, script: &str) -> CommandRun {
+        self.run_with(script, Duration::from_secs(20), false)
+    }
+    fn out(&mut self, script: &str) -> String {
+        let r = self.run(script);
+        String::from_utf8_lossy(&r.output).into_owned()
+    }
+}
+
+#[test]
+fn state_carries_between_commands() {
+    let mut lab = lab();
+    lab.run("mkdir sub && cd sub");
+    lab.run("export GREETING=hello; plain=kept; greet() { echo \"$GREETING from $1\"; }");
+    assert_eq!(
+        lab.out("greet $(basename $PWD); echo $plain"),
+        "hello from sub\nkept\n"
+    );
+}
+
+#[test]
+fn each_command_has_its_own_output_and_status() {
+    let mut lab = lab();
+    let a = lab.run("echo one; echo err >&2; false");
+    assert_eq!(a.output, b"one\nerr\n");
+    assert_eq!(a.status, ExitStatus::Code(1));
+    let b = lab.run("echo two");
+    assert_eq!(b.output, b"two\n");
+    assert_eq!(b.status, ExitStatus::Code(0));
+    let split = lab.run_with("echo out; echo err >&2", Duration::from_secs(5), true);
+    assert_eq!(split.output, b"out\n");
+    assert_eq!(split.stderr, b"err\n");
+}
+
+#[test]
+fn exit_ends_only_the_command_and_keeps_state() {
+    let mut lab = lab();
+    lab.run("cd /; export KEEP=yes; f() { echo func; }");
+    let r = lab.run("echo before; exit 7");
+    assert_eq!(r.status, ExitStatus::Code(7));
+    assert_eq!(r.output, b"before\n");
+    assert!(matches!(
+        r.shell_event,
+        Some(ShellEvent::Replaced {
+            state_restored: true,
+            ..
+        })
+    ));
+    assert_eq!(lab.out("pwd; echo $KEEP; f"), "/\nyes\nfunc\n");
+}
+
+#[test]
+fn a_killed_or_replaced_shell_is_replaced() {
+    let mut lab = lab();
+    lab.run("cd /usr");
+    let r = lab.run("kill -9 $$");
+    assert_eq!(r.status, ExitStatus::Signal(9));
+    assert!(r.shell_event.is_some());
+    assert_eq!(lab.out("pwd"), "/usr\n", "the working directory survives");
+    let r = lab.run("exec true");
+    assert_eq!(r.status, ExitStatus::Code(0));
+    assert!(r.shell_event.is_some());
+    assert_eq!(lab.out("echo alive"), "alive\n");
+    let r = lab.run("exec >/dev/null; echo hidden");
+    assert_eq!(r.output, b"");
+    assert_eq!(lab.out("echo visible"), "visible\n");
+}
+
+#[test]
+fn stdin_is_dev_null_and_never_swallows_the_next_command() {
+    let mut lab = lab();
+    let r = lab.run("read x; echo \"status $? [$x]\"; cat; readlink /proc/self/fd/0");
+    assert_eq!(r.output, b"status 1 []\n/dev/null\n");
+    assert_eq!(lab.out("echo next"), "next\n");
+}
+
+#[test]
+fn no_labrun_descriptor_leaks_in() {
+    let mut lab = lab();
+    let listing = lab.out("ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    // 0, 1, 2 and the directory ls itself opened.
+    assert_eq!(listing, "0 1 2 3 ");
+    let r = lab.run("for fd in 3 4 5 6 7 8 9; do echo forged >&$fd; done 2>/dev/null; echo done");
+    assert_eq!(r.output, b"done\n");
+    assert_eq!(lab.out("echo fine"), "fine\n");
+}
+
+#[test]
+fn printed_markers_and_dumps_change_nothing() {
+    let mut lab = lab();
+    let r = lab.run("set >/dev/null; declare -f; echo s.deadbeef.0; echo b.x; false");
+    assert_eq!(r.status, ExitStatus::Code(1));
+    let r = lab.run("ls \"$(dirname \"$BASH_SOURCE\")\" | while read f; do : > \"$(dirname \"$BASH_SOURCE\")/s.$f.0\"; done; false");
+    assert_eq!(
+        r.status,
+        ExitStatus::Code(1),
+        "forged status files are ignored"
+    );
+    assert_eq!(lab.out("echo ok"), "ok\n");
+}
+
+#[test]
+fn aliases_traps_and_redefined_functions_do_not_reach_later_commands() {
+    let mut lab = lab();
+    lab.run(
+        "shopt -s expand_aliases; alias printf=false echo=false; trap 'echo X' DEBUG RETURN ERR",
+    );
+    let r = lab.run("echo clean; printf 'p\\n'; false");
+    assert_eq!(r.output, b"clean\np\n");
+    assert_eq!(r.status, ExitStatus::Code(1));
+    lab.run("printf() { :; }; __labrun_save() { :; }; cd() { :; }; trap() { :; }");
+    assert_eq!(lab.out("builtin printf 'x\\n'"), "x\n");
+    let r = lab.run("builtin() { :; }");
+    assert_eq!(r.status, ExitStatus::Code(0));
+    let r = lab.run("echo after builtin was redefined");
+    assert_eq!(
+        r.shell_event,
+        Some(ShellEvent::Tampered),
+        "tampering is detected, never a pass"
+    );
+    assert_eq!(lab.out("echo fresh shell"), "fresh shell\n");
+    lab.run("enable -n builtin");
+    let r = lab.run("echo x");
+    assert_eq!(r.shell_event, Some(ShellEvent::Tampered));
+    assert_eq!(lab.out("echo again"), "again\n");
+}
+
+#[test]
+fn a_timeout_kills_the_whole_tree_and_the_session_goes_on() {
+    let mut lab = lab();
+    lab.run("export KEEP=1");
+    let start = Instant::now();
+    let r = lab.run_with(
+        "trap '' TERM; (trap '' TERM; sleep 1000) & sleep 1000; echo never",
+        Duration::from_millis(300),
+        false,
+    );
+    assert!(r.timed_out.is_some());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "killed after the grace period"
+    );
+    // The shell itself ignored SIGTERM, so it was killed: its variables are lost, the
+    // working directory is not, and nothing of the tree survives.
+    let r = lab.run("echo \"[$KEEP]\"; pgrep -f 'sleep 1000' || echo none");
+    assert_eq!(String::from_utf8_lossy(&r.output), "[]\nnone\n", "{r:?}");
+}
+
+#[test]
+fn a_timeout_keeps_the_state_when_the_shell_can_save_it() {
+    let mut lab = lab();
+    lab.run("export KEEP=1; cd /");
+    let r = lab.run_with("sleep 1000", Duration::from_millis(200), false);
+    assert!(r.timed_out.is_some());
+    assert_eq!(lab.out("echo $KEEP; pwd"), "1\n/\n");
+}
+
+#[test]
+fn a_shell_killed_between_commands_is_replaced() {
+    let mut lab = lab();
+    lab.run("(sleep 0.1; kill -9 $$) &");
+    std::thread::sleep(Duration::from_millis(400));
+    let r = lab.run("echo still here");
+    assert_eq!(r.output, b"still here\n");
+    assert!(r.shell_event.is_some());
+}
+
+#[test]
+fn background_output_belongs_to_no_command() {
+    let mut lab = lab();
+    let r = lab.run("(sleep 0.2; echo late) & echo now");
+    assert_eq!(r.output, b"now\n");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(lab.out("echo mine"), "mine\n");
+}
+
+#[test]
+fn error_messages_do_not_name_labrun_files() {
+    let mut lab = lab();
+    let r = lab.run("echo a\nno-such-command-here");
+    assert_eq!(
+        String::from_utf8_lossy(&r.output),
+        "a\nbash: line 2: no-such-command-here: command not found\n"
+    );
+    assert_eq!(r.status, ExitStatus::Code(127));
+}
+
+#[test]
+fn output_is_capped() {
+    let mut lab = lab();
+    let env = BTreeMap::new();
+    let spec = CommandSpec {
+        script: "head -c 100000 /dev/zero",
+        timeout: Duration::from_secs(10),
+        split_streams: false,
+        env: &env,
+        cwd: None,
+        output_cap: 1000,
+        live: None,
+    };
+    let r = lab.rt.block_on(lab.session.run(spec)).unwrap();
+    assert_eq!(r.output.len(), 1000);
+    assert_eq!(r.truncated, 99000);
+}
