@@ -6,6 +6,7 @@
 //! (`--update` writes). Only `exec` and `env` touch processes; everything else is pure.
 
 pub mod bless;
+pub mod check;
 pub mod cli;
 pub mod env;
 pub mod exec;

@@ -1,4 +1,5 @@
 //! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
 
 pub mod procs;
+pub mod runner;
 pub mod session;

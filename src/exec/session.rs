@@ -14,6 +14,7 @@
 //!   replaced labrun's harness (for example a function named `builtin`): the command is failed
 //!   as tampered and a fresh shell takes over.
 //! - Traps (DEBUG, RETURN, ERR) and aliases are reset before every command.
+//!
 //! This module must not decide verdicts: it reports what ran.
 
 use std::collections::BTreeMap;
@@ -75,8 +76,11 @@ pub struct CommandSpec<'a> {
     /// Bytes kept per stream; the rest is counted and dropped.
     pub output_cap: u64,
     /// Called with every chunk of output as it arrives (live streaming), if set.
-    pub live: Option<&'a mut dyn FnMut(&[u8])>,
+    pub live: Live<'a>,
 }
+
+/// Where live output goes while a command runs.
+type Live<'a> = Option<&'a mut dyn FnMut(&[u8])>;
 
 pub struct ShellSession {
     launch: ShellLaunch,
@@ -119,7 +123,7 @@ impl Capture {
         })
     }
 
-    fn take(&mut self, chunk: &[u8], live: &mut Option<&mut dyn FnMut(&[u8])>) {
+    fn take(&mut self, chunk: &[u8], live: &mut Live) {
         if let Some(f) = live.as_mut() {
             f(chunk);
         }
@@ -132,7 +136,7 @@ impl Capture {
     /// Reads whatever is available now; returns false once the stream is at end-of-file.
     /// `direct` reads the descriptor without consulting tokio's cached readiness, which may
     /// not have seen data that arrived just before the command ended.
-    fn drain_now(&mut self, live: &mut Option<&mut dyn FnMut(&[u8])>, direct: bool) -> bool {
+    fn drain_now(&mut self, live: &mut Live, direct: bool) -> bool {
         let mut buf = [0u8; 65536];
         loop {
             let got = if direct {
@@ -158,7 +162,7 @@ impl Capture {
 
     /// After the command ended: drop our write end and take what is left without waiting
     /// for background processes that still hold the FIFO.
-    fn finish(&mut self, live: &mut Option<&mut dyn FnMut(&[u8])>) {
+    fn finish(&mut self, live: &mut Live) {
         self.holder = None;
         if !self.done {
             self.drain_now(live, true);
@@ -311,7 +315,7 @@ impl ShellSession {
         loop {
             tokio::select! {
                 names = self.read_markers() => {
-                    if names?.iter().any(|n| *n == want) {
+                    if names?.contains(&want) {
                         return Ok(());
                     }
                 }

@@ -1,0 +1,355 @@
+//! The executor: runs a plan's cells in order in one session and emits events.
+//!
+//! It owns timeouts (per cell and total) and the environment's lifetime; the caller owns
+//! interrupts (dropping the future kills everything). Verdicts come from `check`.
+
+use std::fs;
+use std::path::{Component, Path};
+use std::time::{Duration, Instant};
+
+use crate::check;
+use crate::env::{self, EnvError, Environment};
+use crate::exec::session::{CommandSpec, ShellSession, shell_quote};
+use crate::notebook::{BackendKind, Cell, CellKind};
+use crate::outcome::{
+    CellOutcome, CommandRun, ExitStatus, Failure, NotebookOutcome, ShellEvent, StepOutcome, Verdict,
+};
+use crate::plan::{Plan, PlannedCell};
+use crate::report::{Event, Reporter};
+
+/// labrun itself could not run the notebook (exit status 3).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: {source}")]
+    Environment { path: String, source: EnvError },
+}
+
+fn kind_name(kind: &CellKind) -> &'static str {
+    match kind {
+        CellKind::Command { .. } => "command",
+        CellKind::Transcript { .. } => "transcript",
+        CellKind::File { .. } => "file",
+        CellKind::Script { .. } => "script",
+        CellKind::Skipped { .. } => "skipped",
+    }
+}
+
+/// Runs one notebook to the end (or to its first failure with `--fail-fast`).
+pub async fn run_notebook(
+    plan: &Plan,
+    reporter: &mut dyn Reporter,
+) -> Result<NotebookOutcome, RunError> {
+    let started = Instant::now();
+    reporter.event(&Event::NotebookStarted { plan });
+    let env_error = |source: EnvError| RunError::Environment {
+        path: plan.notebook.path.display().to_string(),
+        source,
+    };
+    let environment = env::build(&plan.env).map_err(env_error)?;
+    let mut session = ShellSession::start(environment.launch.clone())
+        .await
+        .map_err(|e| env_error(EnvError::Io(e)))?;
+    let mut outcome = NotebookOutcome {
+        path: plan.notebook.path.clone(),
+        cells: Vec::new(),
+        duration: Duration::ZERO,
+        aborted: None,
+    };
+    let deadline = plan.total_timeout.map(|t| (started + t, t));
+    let mut file_seq = 0u64;
+    for planned in &plan.cells {
+        let cell = plan.cell(planned);
+        if let Some((at, total)) = deadline
+            && Instant::now() >= at
+        {
+            outcome.aborted = Some(format!(
+                "total_timeout of {} reached; later cells did not run",
+                crate::units::show_duration(total)
+            ));
+            break;
+        }
+        reporter.event(&Event::CellStarted { plan, cell });
+        let cell_started = Instant::now();
+        let remaining = deadline.map(|(at, _)| at.saturating_duration_since(Instant::now()));
+        let timeout = remaining.map_or(planned.timeout, |r| r.min(planned.timeout));
+        let mut ctx = CellContext {
+            session: &mut session,
+            environment: &environment,
+            plan,
+            planned,
+            cell,
+            timeout,
+            reporter: &mut *reporter,
+            file_seq: &mut file_seq,
+        };
+        let (verdict, steps, notes) = ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
+        let cell_outcome = CellOutcome {
+            id: cell.id.clone(),
+            line: cell.line,
+            kind: kind_name(&planned.kind),
+            verdict,
+            steps,
+            notes,
+            duration: cell_started.elapsed(),
+        };
+        reporter.event(&Event::CellFinished {
+            plan,
+            cell,
+            outcome: &cell_outcome,
+        });
+        let failed = cell_outcome.verdict.is_failed();
+        outcome.cells.push(cell_outcome);
+        if failed && plan.fail_fast {
+            outcome.aborted = Some("stopped at the first failing cell (--fail-fast)".into());
+            break;
+        }
+    }
+    drop(session);
+    drop(environment);
+    outcome.duration = started.elapsed();
+    reporter.event(&Event::NotebookFinished {
+        plan,
+        outcome: &outcome,
+    });
+    Ok(outcome)
+}
+
+struct CellContext<'a> {
+    session: &'a mut ShellSession,
+    environment: &'a Environment,
+    plan: &'a Plan,
+    planned: &'a PlannedCell,
+    cell: &'a Cell,
+    timeout: Duration,
+    reporter: &'a mut dyn Reporter,
+    file_seq: &'a mut u64,
+}
+
+type CellResult = (Verdict, Vec<StepOutcome>, Vec<String>);
+
+fn notes_for(run: &CommandRun, notes: &mut Vec<String>) {
+    if let Some(ShellEvent::Replaced {
+        reason,
+        state_restored,
+    }) = &run.shell_event
+    {
+        notes.push(format!(
+            "{reason}; a new shell took over{}",
+            if *state_restored {
+                " with its variables, functions and working directory"
+            } else {
+                " (its variables and functions were lost; the working directory was kept)"
+            }
+        ));
+    }
+    if run.truncated > 0 {
+        notes.push(format!(
+            "output cut at the cap: [truncated {} bytes]",
+            run.truncated
+        ));
+    }
+}
+
+impl CellContext<'_> {
+    async fn command(
+        &mut self,
+        script: &str,
+        split: bool,
+        cwd: Option<&str>,
+    ) -> std::io::Result<CommandRun> {
+        let plan = self.plan;
+        let reporter = &mut *self.reporter;
+        let cell = self.cell;
+        let mut live = |chunk: &[u8]| reporter.event(&Event::Output { plan, cell, chunk });
+        let spec = CommandSpec {
+            script,
+            timeout: self.timeout,
+            split_streams: split,
+            env: &self.cell.attrs.env,
+            cwd,
+            output_cap: self.plan.output_cap,
+            live: Some(&mut live),
+        };
+        self.session.run(spec).await
+    }
+
+    /// Resolves `path:` for this cell; on the host backend it must stay inside the run.
+    fn cell_cwd(&self) -> Result<Option<String>, String> {
+        match &self.cell.attrs.path {
+            None => Ok(None),
+            Some(p) => self.inside_path(p).map(Some),
+        }
+    }
+
+    /// A path a cell names, checked so that it cannot leave the environment's working area.
+    fn inside_path(&self, p: &str) -> Result<String, String> {
+        let path = Path::new(p);
+        if self.plan.env.backend == BackendKind::Host {
+            if path.is_absolute() {
+                return Err(format!(
+                    "path '{p}' is absolute; on the host backend paths stay inside the lab's working directory"
+                ));
+            }
+            if path.components().any(|c| matches!(c, Component::ParentDir)) {
+                return Err(format!(
+                    "path '{p}' leaves the lab's working directory (..)"
+                ));
+            }
+            // Symlinks an earlier cell planted must not lead out either.
+            let base = &self.environment.workdir_host;
+            let mut probe = base.clone();
+            for c in path.components() {
+                probe.push(c);
+                if let Ok(real) = probe.canonicalize()
+                    && !real.starts_with(base.canonicalize().unwrap_or_else(|_| base.clone()))
+                {
+                    return Err(format!(
+                        "path '{p}' leads out of the lab's working directory through a symlink"
+                    ));
+                }
+            }
+            return Ok(base.join(path).to_string_lossy().into_owned());
+        }
+        Ok(p.to_string())
+    }
+
+    fn error(message: String) -> CellResult {
+        (
+            Verdict::Failed(vec![Failure::Error { message }]),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    /// Writes `content` into the control directory and returns its path as the shell sees it.
+    fn stage(&mut self, content: &str) -> std::io::Result<String> {
+        *self.file_seq += 1;
+        let name = format!("f.{}", self.file_seq);
+        let launch = &self.environment.launch;
+        fs::write(launch.control_dir.join(&name), content)?;
+        Ok(format!("{}/{name}", launch.control_dir_inside))
+    }
+
+    async fn run(&mut self) -> std::io::Result<CellResult> {
+        let attrs = &self.cell.attrs;
+        let expected = self.planned.expected.as_ref().map(|e| e.text.clone());
+        let cwd = match self.cell_cwd() {
+            Ok(c) => c,
+            Err(m) => return Ok(Self::error(m)),
+        };
+        let mut notes = Vec::new();
+        match self.planned.kind.clone() {
+            CellKind::Skipped { reason } => Ok((Verdict::Skipped { reason }, Vec::new(), notes)),
+            CellKind::Command { script } => {
+                let split = check::split_streams(attrs, false);
+                let run = self.command(&script, split, cwd.as_deref()).await?;
+                notes_for(&run, &mut notes);
+                let verdict = check::check_command(attrs, expected.as_deref(), &run);
+                let step = StepOutcome {
+                    command: script,
+                    line: self.cell.line,
+                    run,
+                    verdict: verdict.clone(),
+                };
+                Ok((verdict, vec![step], notes))
+            }
+            CellKind::Script {
+                interpreter,
+                program,
+            } => {
+                let staged = self.stage(&program)?;
+                let runner = match interpreter.as_str() {
+                    "python" => format!(
+                        "if command -v python >/dev/null 2>&1; then python {f}; else python3 {f}; fi",
+                        f = shell_quote(&staged)
+                    ),
+                    other => format!("{} {}", shell_quote(other), shell_quote(&staged)),
+                };
+                let split = check::split_streams(attrs, false);
+                let check_interp = format!(
+                    "command -v {i} >/dev/null 2>&1 || {{ echo \"labrun: the interpreter '{i}' is not installed in this environment\" >&2; exit 127; }}; {runner}",
+                    i = if interpreter == "python" {
+                        "python3".to_string()
+                    } else {
+                        interpreter.clone()
+                    }
+                );
+                let run = self.command(&check_interp, split, cwd.as_deref()).await?;
+                notes_for(&run, &mut notes);
+                let verdict = check::check_command(attrs, expected.as_deref(), &run);
+                Ok((
+                    verdict.clone(),
+                    vec![StepOutcome {
+                        command: program,
+                        line: self.cell.line,
+                        run,
+                        verdict,
+                    }],
+                    notes,
+                ))
+            }
+            CellKind::File { content } => {
+                let Some(target) = attrs.path.clone() else {
+                    return Ok(Self::error("a file cell needs a path".into()));
+                };
+                let target = match self.inside_path(&target) {
+                    Ok(t) => t,
+                    Err(m) => return Ok(Self::error(m)),
+                };
+                let staged = self.stage(&content)?;
+                let redirect = if attrs.append { ">>" } else { ">" };
+                let mut script = format!(
+                    "builtin command mkdir -p -- \"$(dirname -- {t})\" && builtin command cat -- {s} {redirect} {t}",
+                    t = shell_quote(&target),
+                    s = shell_quote(&staged)
+                );
+                if let Some(perm) = &attrs.permission {
+                    script.push_str(&format!(
+                        " && builtin command chmod {} -- {}",
+                        shell_quote(perm),
+                        shell_quote(&target)
+                    ));
+                }
+                let run = self.command(&script, false, None).await?;
+                notes_for(&run, &mut notes);
+                let verdict = if run.status == ExitStatus::Code(0) && run.timed_out.is_none() {
+                    Verdict::Passed
+                } else {
+                    Verdict::Failed(vec![Failure::Error {
+                        message: format!(
+                            "could not write {}: {}",
+                            attrs.path.as_deref().unwrap_or(""),
+                            String::from_utf8_lossy(&run.output).trim()
+                        ),
+                    }])
+                };
+                Ok((verdict, Vec::new(), notes))
+            }
+            CellKind::Transcript { steps, stdout_only } => {
+                let split = check::split_streams(attrs, stdout_only);
+                let mut outcomes = Vec::new();
+                let mut failed = Vec::new();
+                for step in &steps {
+                    let run = self.command(&step.command, split, cwd.as_deref()).await?;
+                    notes_for(&run, &mut notes);
+                    let verdict = check::check_step(step, attrs, &run);
+                    if let Verdict::Failed(f) = &verdict {
+                        failed.extend(f.iter().cloned());
+                    }
+                    outcomes.push(StepOutcome {
+                        command: step.command.clone(),
+                        line: step.line,
+                        run,
+                        verdict,
+                    });
+                }
+                let verdict = if failed.is_empty() {
+                    Verdict::Passed
+                } else {
+                    Verdict::Failed(failed)
+                };
+                Ok((verdict, outcomes, notes))
+            }
+        }
+    }
+}
