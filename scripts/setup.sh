@@ -12,7 +12,8 @@ cargo_bin_on_path
 # libxml2-utils:  xmllint, to validate report files in tests
 # procps:         ps/pgrep, to check that no process outlives a run
 # gcc, libc6-dev: the linker Rust needs
-apt_install_missing busybox-static hyperfine libxml2-utils procps gcc libc6-dev
+# python3:        the book's small mdbook preprocessor (book/fences.py)
+apt_install_missing busybox-static hyperfine libxml2-utils procps gcc libc6-dev python3
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
