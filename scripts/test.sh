@@ -28,6 +28,13 @@ pages=(book/src/**/*.md)
 step "labrun --env LABRUN=$labrun_abs book/src/**/*.md (${#pages[@]} pages)"
 "$labrun" --env "LABRUN=$labrun_abs" "${pages[@]}"
 
+# scrut is installed by bench/run.sh only; when it is here, check that the compatibility
+# notebook is still valid scrut too.
+if command -v scrut >/dev/null 2>&1; then
+    step "scrut test notebooks/scrut-compat.md"
+    scrut test notebooks/scrut-compat.md
+fi
+
 step "mdbook build book"
 mdbook build book
 
