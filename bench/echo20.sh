@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The twenty commands of echo20.md as a plain script: the floor any runner is measured against.
+echo line1
+echo line2
+echo line3
+echo line4
+echo line5
+echo line6
+echo line7
+echo line8
+echo line9
+echo line10
+echo line11
+echo line12
+echo line13
+echo line14
+echo line15
+echo line16
+echo line17
+echo line18
+echo line19
+echo line20

@@ -1,0 +1,49 @@
+# Shared helpers for scripts/*.sh and bench/*.sh. Source it; it defines functions only.
+# shellcheck shell=bash
+
+# Print a step the way the scripts announce what they do.
+step() {
+    printf '\n==> %s\n' "$*" >&2
+}
+
+# Run a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "error: '$*' needs root and sudo is not installed" >&2
+        return 1
+    fi
+}
+
+# Make binaries installed by `cargo install` reachable.
+cargo_bin_on_path() {
+    local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    case ":$PATH:" in
+        *":$bin:"*) ;;
+        *) PATH="$bin:$PATH" ;;
+    esac
+    export PATH
+}
+
+# Install Debian packages that are missing (apt-get update only when something is).
+apt_install_missing() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        step "apt-get install ${missing[*]}"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+}
+
+# The release binary, wherever cargo puts it.
+labrun_bin() {
+    printf '%s/release/labrun\n' "${CARGO_TARGET_DIR:-target}"
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the test suite needs on a fresh Debian 12 machine. Safe to run again: it only
+# installs what is missing. Run as root, or as a user with sudo for the apt part.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+cargo_bin_on_path
+
+# busybox-static: the busybox image of the container backend (and its tests)
+# hyperfine:      the benchmarks
+# libxml2-utils:  xmllint, to validate report files in tests
+# procps:         ps/pgrep, to check that no process outlives a run
+# gcc, libc6-dev: the linker Rust needs
+# python3:        the book's small mdbook preprocessor (book/fences.py)
+apt_install_missing busybox-static hyperfine libxml2-utils procps gcc libc6-dev python3
+
+# Toolchain components used by .ci/run.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    step "rustup component add rustfmt clippy"
+    rustup component add rustfmt clippy
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "cargo install --locked cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
+# mdbook is not packaged by Debian; the book needs the 0.5 series.
+if ! mdbook --version 2>/dev/null | grep -q '^mdbook v0\.5\.'; then
+    step "cargo install --locked mdbook (0.5)"
+    cargo install --locked mdbook --version '^0.5'
+fi
+
+step "setup complete"

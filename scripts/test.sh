@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite: build, unit and end-to-end tests, then labrun on the project's own
+# notebooks and on the book's pages, then the book itself.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+step "scripts/setup.sh"
+scripts/setup.sh
+cargo_bin_on_path
+
+step "cargo build --release"
+cargo build --release
+
+step "cargo nextest run --release --no-fail-fast"
+cargo nextest run --release --no-fail-fast
+
+labrun=$(labrun_bin)
+# Some pages of the book run labrun on notebooks they write; they find it in $LABRUN.
+labrun_abs=$(cd "$(dirname "$labrun")" && pwd)/labrun
+
+step "labrun notebooks/*.md"
+"$labrun" notebooks/*.md
+
+shopt -s globstar nullglob
+pages=(book/src/**/*.md)
+step "labrun --env LABRUN=$labrun_abs book/src/**/*.md (${#pages[@]} pages)"
+"$labrun" --env "LABRUN=$labrun_abs" "${pages[@]}"
+
+# scrut is installed by bench/run.sh only; when it is here, check that the compatibility
+# notebook is still valid scrut too.
+if command -v scrut >/dev/null 2>&1; then
+    step "scrut test notebooks/scrut-compat.md"
+    scrut test notebooks/scrut-compat.md
+fi
+
+step "mdbook build book"
+mdbook build book
+
+step "all tests passed"
