@@ -17,9 +17,22 @@ pub struct RunDir {
     _lock: Flock<File>,
 }
 
+/// Where run directories live: `LABRUN_RUN_DIR` if set, else a memory-backed directory
+/// (`$XDG_RUNTIME_DIR`, `/dev/shm`) where there is one, because a run creates and removes many
+/// small files; else `$TMPDIR` or `/tmp`.
 fn parent_dir() -> PathBuf {
-    let base = std::env::var_os("TMPDIR")
+    let writable_dir = |p: &PathBuf| {
+        p.is_dir() && nix::unistd::access(p, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    let base = std::env::var_os("LABRUN_RUN_DIR")
         .map(PathBuf::from)
+        .or_else(|| {
+            [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(PathBuf::from("/dev/shm"))]
+                .into_iter()
+                .flatten()
+                .find(writable_dir)
+        })
+        .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/tmp"));
     base.join(format!("labrun-{}", nix::unistd::getuid()))
 }

@@ -6,14 +6,18 @@
 //! - The command's text goes into a file the shell sources with stdin from /dev/null and
 //!   stdout/stderr into a fresh FIFO, opened only for this command; late writes by background
 //!   processes land in a FIFO that no longer belongs to any command.
-//! - The end of the command and its exit status come back as the *name* of a file the shell
-//!   creates with a redirection-only command (`>"$D/s.NONCE.$?"`): no command word, so no
-//!   function or alias can intercept it, and the nonce lives only in the line the shell read.
+//! - The end of the command and its exit status come back on a second socket (fd 3 of the
+//!   shell), closed while the command runs, as a line that carries a random nonce: the nonce
+//!   lives only in the line the shell read, so no process of the command can forge it, and
+//!   labrun looks for it anywhere in what arrives, so garbage written there cannot shift it.
 //!   Nothing is ever parsed out of the command's output.
-//! - The sourced file opens with a second marker; a status without it means an earlier cell
-//!   replaced labrun's harness (for example a function named `builtin`): the command is failed
-//!   as tampered and a fresh shell takes over.
-//! - Traps (DEBUG, RETURN, ERR) and aliases are reset before every command.
+//! - Every word of the harness line is quoted (no alias applies), and it starts by entering
+//!   POSIX mode with an assignment, where `unset` is found before any function, to remove a
+//!   function named `builtin`; everything after goes through `builtin`.
+//! - The sourced file opens by setting a variable to a second nonce that the status line
+//!   reports: a status without it means the file never ran (a disabled builtin): the command
+//!   is failed as tampered and a fresh shell takes over.
+//! - Traps (DEBUG, RETURN, ERR), aliases and `set -T/-E` are reset before every command.
 //!
 //! This module must not decide verdicts: it reports what ran.
 
@@ -21,7 +25,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -29,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -87,7 +90,7 @@ pub struct ShellSession {
     child: Child,
     pidfd: AsyncFd<OwnedFd>,
     control: UnixStream,
-    inotify: AsyncFd<Watch>,
+    status: StatusChannel,
     seq: u64,
     /// Working directory before the current command, to restore a lost shell.
     last_cwd: Option<String>,
@@ -170,20 +173,48 @@ impl Capture {
     }
 }
 
-/// What the control directory told us about the current command.
-#[derive(Default)]
-struct Markers {
-    begun: bool,
-    status: Option<i32>,
+/// labrun's end of the status socket, and what has arrived on it.
+struct StatusChannel {
+    socket: AsyncFd<UnixStream>,
+    buf: Vec<u8>,
 }
 
-/// The inotify watch on the control directory, as a descriptor tokio can poll.
-struct Watch(Inotify);
-
-impl AsRawFd for Watch {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
+impl StatusChannel {
+    /// Waits for the status line carrying `nonce`: `NONCE STATUS RAN`. Anything else on the
+    /// socket (it is never written by a command, but be safe) is skipped.
+    async fn read_report(&mut self, nonce: &str, ran_nonce: Option<&str>) -> io::Result<Report> {
+        loop {
+            if let Some(report) = find_report(&mut self.buf, nonce, ran_nonce) {
+                return Ok(report);
+            }
+            let mut guard = self.socket.readable().await?;
+            let mut chunk = [0u8; 4096];
+            match guard.try_io(|s| io::Read::read(&mut s.get_ref(), &mut chunk)) {
+                Ok(Ok(0)) => {
+                    // The shell is gone; its exit is noticed through the pidfd.
+                    std::future::pending::<()>().await;
+                }
+                Ok(Ok(n)) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if self.buf.len() > 1 << 16 {
+                        let keep = self.buf.len() - 4096;
+                        self.buf.drain(..keep);
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
     }
+
+}
+
+/// What the status socket said about the current command.
+#[derive(Default, Clone, Copy)]
+struct Report {
+    status: i32,
+    /// The sourced file really ran (it set the second nonce).
+    ran: bool,
 }
 
 fn register<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
@@ -224,13 +255,10 @@ impl ShellSession {
         restore: Option<&Path>,
         cwd: Option<&str>,
     ) -> io::Result<ShellSession> {
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        inotify.add_watch(
-            &launch.control_dir,
-            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
-        )?;
-        let inotify = register(Watch(inotify))?;
         let (control, shell_end) = UnixStream::pair()?;
+        let (status, status_end) = UnixStream::pair()?;
+        status.set_nonblocking(true)?;
+        let status_fd = status_end.as_raw_fd();
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args)
             .env_clear()
@@ -241,7 +269,7 @@ impl ShellSession {
             .stderr(Stdio::null());
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 // A session of its own: no controlling terminal to inject into, no Ctrl-C
                 // from labrun's terminal reaching the shell directly.
                 libc::setsid();
@@ -251,8 +279,12 @@ impl ShellSession {
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                // Descriptors labrun inherited without close-on-exec must not reach a cell.
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                // The status socket becomes fd 3; descriptors labrun inherited without
+                // close-on-exec must not reach a cell.
+                if libc::dup2(status_fd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
                 Ok(())
             });
         }
@@ -265,13 +297,17 @@ impl ShellSession {
                 ),
             )
         })?;
+        drop(status_end);
         let pidfd = register(pidfd_open(child.id())?)?;
         let mut session = ShellSession {
             launch,
             child,
             pidfd,
             control,
-            inotify,
+            status: StatusChannel {
+                socket: register(status)?,
+                buf: Vec::new(),
+            },
             seq: 0,
             last_cwd: None,
         };
@@ -296,6 +332,9 @@ impl ShellSession {
         ));
         init.push_str("builtin trap '__labrun_save' EXIT\n");
         init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
+        // The working directory first: a saved state, sourced after it, carries its own.
+        let cwd = cwd.unwrap_or(&self.launch.workdir_inside).to_string();
+        init.push_str(&format!("builtin cd -- {} 2>/dev/null\n", shell_quote(&cwd)));
         if let Some(state) = restore {
             init.push_str(&format!(
                 "builtin . {} >/dev/null 2>&1\n",
@@ -304,20 +343,14 @@ impl ShellSession {
             init.push_str("builtin trap '__labrun_save' EXIT\n");
             init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
         }
-        let cwd = cwd.unwrap_or(&self.launch.workdir_inside).to_string();
-        init.push_str(&format!(
-            "builtin cd -- {} 2>/dev/null; >{d}/r.{ready}\n",
-            shell_quote(&cwd)
-        ));
+        init.push_str(&format!("builtin printf '{ready} 0 0\\n' >&3\n"));
         self.send(&init)?;
         let deadline = Instant::now() + START_TIMEOUT;
-        let want = format!("r.{ready}");
         loop {
             tokio::select! {
-                names = self.read_markers() => {
-                    if names?.contains(&want) {
-                        return Ok(());
-                    }
+                r = self.status.read_report(&ready, None) => {
+                    r?;
+                    return Ok(());
                 }
                 _ = self.pidfd.readable() => {
                     let status = self.reap();
@@ -338,23 +371,6 @@ impl ShellSession {
 
     fn send(&mut self, text: &str) -> io::Result<()> {
         self.control.write_all(text.as_bytes())
-    }
-
-    /// Waits for file creations in the control directory and returns their names.
-    async fn read_markers(&self) -> io::Result<Vec<String>> {
-        loop {
-            let mut guard = self.inotify.readable().await?;
-            match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(io::Error::from)) {
-                Ok(Ok(events)) => {
-                    return Ok(events
-                        .into_iter()
-                        .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
-                        .collect());
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
     }
 
     /// The shell's pid.
@@ -397,7 +413,12 @@ impl ShellSession {
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
 
-        let mut body = format!(">{d}/b.{begin}; ");
+        // The first line resets what an earlier cell may have left in the way, on the same
+        // line as the cell's own first line so that bash's line numbers stay the cell's.
+        let mut body = format!(
+            "__labrun_ran={begin}; builtin trap - DEBUG RETURN ERR; builtin unalias -a; \
+             builtin shopt -u expand_aliases; builtin set +T +E; "
+        );
         body.push_str(script);
         if !script.ends_with('\n') {
             body.push('\n');
@@ -412,33 +433,49 @@ impl ShellSession {
             None
         };
 
-        let mut line = String::from(
-            "builtin trap - DEBUG RETURN ERR; builtin unalias -a; builtin set +T +E; ",
-        );
+        // The harness for this command, in a file of its own so that the line the shell
+        // reads byte by byte stays short. Every word is quoted (no alias applies); an
+        // assignment enters POSIX mode, where `unset` is found before any function, to remove
+        // a function named `builtin`; everything else goes through `builtin`. The nonce is
+        // not in the file: it comes as the file's argument, in the line only the shell reads.
+        let unshadow = "POSIXLY_CORRECT=y; \\unset -f builtin enable; \\unset POSIXLY_CORRECT; \\set +o posix; \\enable builtin .";
         let assignments: String = env
             .iter()
             .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
             .collect();
-        let source = format!("{assignments}builtin . {}", shell_quote(&inside_cell));
-        let run = match cwd {
-            Some(dir) => format!(
-                "__labrun_pwd=$PWD; {{ builtin cd -- {} && {source}; }}",
-                shell_quote(dir)
-            ),
-            None => format!("{{ {source}; }}"),
-        };
-        line.push_str(&run);
-        line.push_str(&format!(" </dev/null >{d}/{out_name}"));
-        if split_streams {
-            line.push_str(&format!(" 2>{d}/{err_name}"));
+        let redirects = if split_streams {
+            format!("</dev/null >{d}/{out_name} 2>{d}/{err_name} 3>&-")
         } else {
-            line.push_str(" 2>&1");
+            format!("</dev/null >{d}/{out_name} 2>&1 3>&-")
+        };
+        let source = format!(
+            "{assignments}\\builtin . {} {redirects}",
+            shell_quote(&inside_cell)
+        );
+        let mut wrapper = format!(
+            "__labrun_n=$1; \\builtin set --; \\unset POSIXLY_CORRECT; \\set +o posix\n\
+             \\builtin enable builtin . printf set cd shopt trap unalias 2>/dev/null\n\
+             __labrun_ran=\n"
+        );
+        match cwd {
+            Some(dir) => wrapper.push_str(&format!(
+                "__labrun_pwd=$PWD; \\builtin cd -- {} {redirects} && {source}\n",
+                shell_quote(dir)
+            )),
+            None => wrapper.push_str(&format!("{source}\n")),
         }
-        line.push_str(&format!("; >{d}/s.{nonce}.$?"));
+        wrapper.push_str(&format!(
+            "__labrun_st=$?; {unshadow}\n\\builtin enable printf 2>/dev/null\n\\builtin printf '%s %s %s\\n' \"$__labrun_n\" \"$__labrun_st\" \"${{__labrun_ran-}}\" >&3\n"
+        ));
         if cwd.is_some() {
-            line.push_str("; builtin cd -- \"$__labrun_pwd\"");
+            wrapper.push_str("\\builtin cd -- \"$__labrun_pwd\"\n");
         }
-        line.push('\n');
+        let wrapper_file = ctl.join(format!("w.{n}"));
+        fs::write(&wrapper_file, wrapper)?;
+        let line = format!(
+            "{unshadow}; \\builtin . {} {nonce}\n",
+            shell_quote(&format!("{inside}/w.{n}"))
+        );
 
         let mut shell_event = None;
         if self.has_exited() || self.send(&line).is_err() {
@@ -453,9 +490,7 @@ impl ShellSession {
         let started = Instant::now();
         let deadline = started + timeout;
 
-        let begin_name = format!("b.{begin}");
-        let status_prefix = format!("s.{nonce}.");
-        let mut markers = Markers::default();
+        let mut report: Option<Report> = None;
         let mut timed_out = None;
         let mut shell_exit: Option<ExitStatus> = None;
         let mut killing_since: Option<Instant> = None;
@@ -472,21 +507,9 @@ impl ShellSession {
                     r?;
                     if let Some(e) = err.as_mut() { e.drain_now(&mut live, false); }
                 }
-                names = self.read_markers() => {
-                    for name in names? {
-                        if name == begin_name {
-                            markers.begun = true;
-                            let _ = fs::remove_file(&cell_file);
-                            let _ = fs::remove_file(ctl.join(&out_name));
-                            let _ = fs::remove_file(ctl.join(&err_name));
-                        } else if let Some(code) = name.strip_prefix(&status_prefix) {
-                            markers.status = Some(code.parse().unwrap_or(255));
-                            let _ = fs::remove_file(ctl.join(&name));
-                        }
-                    }
-                    if markers.status.is_some() {
-                        break;
-                    }
+                r = self.status.read_report(&nonce, Some(&begin)) => {
+                    report = Some(r?);
+                    break;
                 }
                 _ = self.pidfd.readable() => {
                     shell_exit = Some(self.reap());
@@ -525,11 +548,12 @@ impl ShellSession {
             e.finish(&mut live);
         }
         let _ = fs::remove_file(&cell_file);
+        let _ = fs::remove_file(&wrapper_file);
         let _ = fs::remove_file(ctl.join(&out_name));
         let _ = fs::remove_file(ctl.join(&err_name));
 
-        let status = match (markers.status, shell_exit) {
-            (Some(_), _) if !markers.begun => {
+        let status = match (report.map(|r| r.status), shell_exit) {
+            (Some(_), _) if !report.is_some_and(|r| r.ran) => {
                 // The harness did not run the command as written.
                 self.replace(false).await?;
                 shell_event = Some(ShellEvent::Tampered);
@@ -625,6 +649,26 @@ impl Drop for ShellSession {
     }
 }
 
+/// Finds `NONCE STATUS RAN` in what arrived on the status socket, consuming up to it.
+/// `ran` is true when RAN equals `ran_nonce` (or when none is expected).
+fn find_report(buf: &mut Vec<u8>, nonce: &str, ran_nonce: Option<&str>) -> Option<Report> {
+    let needle = format!("{nonce} ");
+    let at = buf
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())?;
+    let rest = &buf[at + needle.len()..];
+    let end = rest.iter().position(|&b| b == b'\n')?;
+    let text = String::from_utf8_lossy(&rest[..end]).into_owned();
+    buf.drain(..at + needle.len() + end + 1);
+    let mut parts = text.split(' ');
+    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(255);
+    let ran = match ran_nonce {
+        Some(want) => parts.next() == Some(want),
+        None => true,
+    };
+    Some(Report { status, ran })
+}
+
 /// Error messages name the sourced file ("/…/c.3: line 2: …"); show them as bash would
 /// for a command typed at a prompt ("bash: line 2: …"), so output does not depend on
 /// where the control directory happens to be.
@@ -651,6 +695,19 @@ fn rename_source(bytes: Vec<u8>, cell_path: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_are_found_by_nonce_whatever_surrounds_them() {
+        let mut buf = b"garbage without newline abc 0 x\nab".to_vec();
+        assert!(find_report(&mut buf, "n1", Some("r1")).is_none());
+        buf.extend_from_slice(b"c n1 7 r1\nrest");
+        let r = find_report(&mut buf, "n1", Some("r1")).unwrap();
+        assert_eq!(r.status, 7);
+        assert!(r.ran);
+        assert_eq!(buf, b"rest");
+        let mut buf = b"n2 0 \n".to_vec();
+        assert!(!find_report(&mut buf, "n2", Some("r2")).unwrap().ran);
+    }
 
     #[test]
     fn quoting() {
