@@ -4,16 +4,17 @@
 //! output passes exactly when the cheapest alignment costs nothing. The same alignment is the
 //! diff a reader sees and the map `--update` uses to keep patterns.
 //!
-//! The search is a shortest path (Dial's bucketed Dijkstra) over states `(pattern i,
-//! line j, inside a multi-line pattern?)`, so it only visits states cheaper than the answer:
-//! a passing or nearly passing output costs about two states a line. Runs of single-line
+//! The search is a shortest path (A*, with a lower bound on the cost still to pay) over
+//! states `(pattern i, line j, inside a multi-line pattern?)`, so it only visits states that
+//! could lead to the cheapest answer: a passing or nearly passing output costs about two
+//! states a line. Runs of single-line
 //! patterns that match at the start and at the end are paired off first. When the cheapest
 //! alignment is expensive, the search is narrowed and run again: expected lines that match
 //! no line are set aside, and each run of lines that no pattern but `...` can take becomes one
 //! weighted unit. All of this keeps the optimum. No recursion, no backtracking: at worst the
 //! search visits every state once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
@@ -377,6 +378,9 @@ const DENSE_STATES: usize = 1 << 24;
 
 const DONE: u32 = 1 << 3;
 
+/// Costs are kept below this so `(cost + 1) << 4` fits a record; no real output gets near.
+const MAX_COST: u32 = (1 << 27) - 1;
+
 impl Table for Vec<u32> {
     fn get(&self, state: usize) -> u32 {
         self[state]
@@ -415,33 +419,50 @@ impl Table for SparseTable {
     }
 }
 
-/// States waiting to be expanded, one bucket per estimated total cost (Dial's algorithm). Within a bucket the
-/// newest comes first, so a run of free moves is followed to its end before anything else.
-struct Buckets {
-    buckets: Vec<Vec<usize>>,
-    current: usize,
+/// States waiting to be expanded, grouped by estimated total cost: the cheapest group in a
+/// vector, the others in an ordered map, so memory follows the states pushed and not the
+/// size of the costs. Within a group the newest comes first, so a run of free moves is
+/// followed to its end before anything else.
+struct Queue {
+    estimate: u32,
+    now: Vec<usize>,
+    later: BTreeMap<u32, Vec<usize>>,
 }
 
-impl Buckets {
-    fn push(&mut self, estimate: u32, state: usize) {
-        let estimate = estimate as usize;
-        if self.buckets.len() <= estimate {
-            self.buckets.resize_with(estimate + 1, Vec::new);
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            estimate: 0,
+            now: Vec::new(),
+            later: BTreeMap::new(),
         }
-        self.buckets[estimate].push(state);
-        // Never below the current bucket with a consistent bound; stay correct regardless.
-        self.current = self.current.min(estimate);
     }
 
-    /// The newest state of the cheapest bucket, with that bucket's estimate.
-    fn pop(&mut self) -> Option<(u32, usize)> {
-        while self.current < self.buckets.len() {
-            if let Some(state) = self.buckets[self.current].pop() {
-                return Some((self.current as u32, state));
+    fn push(&mut self, estimate: u32, state: usize) {
+        if estimate == self.estimate {
+            self.now.push(state);
+        } else if estimate > self.estimate {
+            self.later.entry(estimate).or_default().push(state);
+        } else {
+            // Never happens with a consistent bound; stay correct regardless.
+            let earlier = std::mem::replace(&mut self.now, vec![state]);
+            if !earlier.is_empty() {
+                self.later.entry(self.estimate).or_default().extend(earlier);
             }
-            self.current += 1;
+            self.estimate = estimate;
         }
-        None
+    }
+
+    /// The newest state of the cheapest group, with that group's estimate.
+    fn pop(&mut self) -> Option<(u32, usize)> {
+        loop {
+            if let Some(state) = self.now.pop() {
+                return Some((self.estimate, state));
+            }
+            let (estimate, states) = self.later.pop_first()?;
+            self.estimate = estimate;
+            self.now = states;
+        }
     }
 }
 
@@ -499,7 +520,7 @@ enum PatternsBehind {
 }
 
 /// Most patterns for which [`PatternsBehind::Exact`] is built.
-const EXACT_BEHIND_MAX_PATTERNS: usize = 1024;
+const EXACT_BEHIND_MAX_PATTERNS: usize = 512;
 
 impl LowerBound {
     fn new(
@@ -742,10 +763,7 @@ impl<'a> Problem<'a> {
 
     fn search<T: Table>(&self, mut table: T, mut budget: Budget) -> Option<Vec<Step>> {
         let goal = self.state(self.pats.len(), self.units.len(), false);
-        let mut queue = Buckets {
-            buckets: Vec::new(),
-            current: 0,
-        };
+        let mut queue = Queue::new();
         table.set(0, 1 << 4);
         queue.push(self.bound.at(0, 0, false), 0);
         let mut edges = Vec::with_capacity(3);
@@ -766,7 +784,7 @@ impl<'a> Problem<'a> {
             let (i, j, inside) = self.unpack(state);
             self.edges(i, j, inside, &mut edges);
             for edge in &edges {
-                let to_cost = cost.saturating_add(edge.cost);
+                let to_cost = cost.saturating_add(edge.cost).min(MAX_COST);
                 let old = table.get(edge.to);
                 if old != 0 && (old & DONE != 0 || (old >> 4) <= to_cost + 1) {
                     continue;
