@@ -4,16 +4,17 @@
 //! output passes exactly when the cheapest alignment costs nothing. The same alignment is the
 //! diff a reader sees and the map `--update` uses to keep patterns.
 //!
-//! The search is a shortest path (Dial's bucketed Dijkstra) over states `(pattern i,
-//! line j, inside a multi-line pattern?)`, so it only visits states cheaper than the answer:
-//! a passing or nearly passing output costs about two states a line. Runs of single-line
+//! The search is a shortest path (A*, with a lower bound on the cost still to pay) over
+//! states `(pattern i, line j, inside a multi-line pattern?)`, so it only visits states that
+//! could lead to the cheapest answer: a passing or nearly passing output costs about two
+//! states a line. Runs of single-line
 //! patterns that match at the start and at the end are paired off first. When the cheapest
 //! alignment is expensive, the search is narrowed and run again: expected lines that match
 //! no line are set aside, and each run of lines that no pattern but `...` can take becomes one
 //! weighted unit. All of this keeps the optimum. No recursion, no backtracking: at worst the
 //! search visits every state once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
@@ -116,12 +117,7 @@ fn align_middle(
         states: 3 * (all_pats.len() + units.len()) + 10_000,
         cost: 32,
     };
-    let t0 = std::time::Instant::now();
-    let r = first.solve(Some(budget));
-    if std::env::var("ALIGN_DEBUG").is_ok() {
-        eprintln!("phase1 {:?}", t0.elapsed());
-    }
-    match r {
+    match first.solve(Some(budget)) {
         Some(steps) => steps,
         None => align_narrowed(patterns, actual, pats, lines),
     }
@@ -135,11 +131,7 @@ fn align_narrowed(
     pats: Range<usize>,
     lines: Range<usize>,
 ) -> Vec<Step> {
-    let t0 = std::time::Instant::now();
     let hits = hits(patterns, actual, pats.clone(), lines.clone());
-    if std::env::var("ALIGN_DEBUG").is_ok() {
-        eprintln!("hits {:?}", t0.elapsed());
-    }
     let kept_pats: Vec<usize> = pats
         .clone()
         .filter(|p| hits.last_line[p - pats.start].is_some())
@@ -181,11 +173,7 @@ fn align_narrowed(
         last_unit: &last_unit,
         last_pattern: &last_pattern,
     };
-    let t0 = std::time::Instant::now();
     let narrowed = Problem::new(patterns, actual, &kept_pats, &units, Some(&reach));
-    if std::env::var("ALIGN_DEBUG").is_ok() {
-        eprintln!("new {:?}", t0.elapsed());
-    }
     let steps = narrowed.solve(None).unwrap_or_else(|| {
         // Cannot happen (the goal is always reachable); still a valid, if poor, alignment.
         let missing = kept_pats.iter().map(|&pattern| Step::Missing { pattern });
@@ -246,27 +234,36 @@ fn hits(
 ) -> Hits {
     let mut last_line: Vec<Option<usize>> = vec![None; pats.len()];
     let mut line_last_pattern: Vec<Option<usize>> = vec![None; lines.len()];
-    let mut literals: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    // Literal patterns by their bytes: the first such pattern, then a chain through `same`.
+    let mut literals: HashMap<&[u8], usize> = HashMap::with_capacity(pats.len());
+    let mut same: Vec<Option<usize>> = vec![None; pats.len()];
+    // Regexes and globs: the distinct regex sources, and the patterns behind each.
     let mut others: Vec<usize> = Vec::new();
     let mut sources: Vec<String> = Vec::new();
+    let mut owners: Vec<Vec<usize>> = Vec::new();
+    let mut source_index: HashMap<String, usize> = HashMap::new();
+    let mut add_other = |p: usize, source: String| {
+        others.push(p);
+        let k = *source_index.entry(source).or_insert_with_key(|source| {
+            sources.push(source.clone());
+            owners.push(Vec::new());
+            sources.len() - 1
+        });
+        owners[k].push(p);
+    };
     for p in pats.clone() {
         match &patterns[p] {
             PatternLine::AnyLines => last_line[p - pats.start] = lines.clone().last(),
             PatternLine::Line(line) => match line.rule() {
-                Rule::Literal(bytes) => literals.entry(bytes.as_slice()).or_default().push(p),
-                Rule::Regex(re) => {
-                    others.push(p);
-                    sources.push(re.as_str().to_string());
+                Rule::Literal(bytes) => {
+                    if let Some(first) = literals.insert(bytes.as_slice(), p) {
+                        same[p - pats.start] = Some(first);
+                    }
                 }
-                Rule::Elided(glob) | Rule::Glob(glob) => {
-                    others.push(p);
-                    sources.push(glob.superset_regex());
-                }
+                Rule::Regex(re) => add_other(p, re.as_str().to_string()),
+                Rule::Elided(glob) | Rule::Glob(glob) => add_other(p, glob.superset_regex()),
             },
         }
-    }
-    if std::env::var("ALIGN_DEBUG").is_ok() {
-        eprintln!("  literals built");
     }
     let set = if others.is_empty() {
         None
@@ -295,19 +292,20 @@ fn hits(
     };
     for l in lines.clone() {
         let line = actual.lines[l].as_slice();
-        if let Some(ps) = literals.get(line) {
-            ps.iter().for_each(|&p| mark(p, l));
+        let mut literal = literals.get(line).copied();
+        while let Some(p) = literal {
+            mark(p, l);
+            literal = same[p - pats.start];
         }
         if let Some(set) = &set {
             if set.is_match(line) {
-                set.matches(line).iter().for_each(|k| mark(others[k], l));
+                for k in set.matches(line).iter() {
+                    owners[k].iter().for_each(|&p| mark(p, l));
+                }
             }
         } else if one_by_one {
             others.iter().for_each(|&p| mark(p, l));
         }
-    }
-    if std::env::var("ALIGN_DEBUG").is_ok() {
-        eprintln!("  scanned");
     }
     Hits {
         last_line,
@@ -380,6 +378,9 @@ const DENSE_STATES: usize = 1 << 24;
 
 const DONE: u32 = 1 << 3;
 
+/// Costs are kept below this so `(cost + 1) << 4` fits a record; no real output gets near.
+const MAX_COST: u32 = (1 << 27) - 1;
+
 impl Table for Vec<u32> {
     fn get(&self, state: usize) -> u32 {
         self[state]
@@ -418,33 +419,50 @@ impl Table for SparseTable {
     }
 }
 
-/// States waiting to be expanded, one bucket per estimated total cost (Dial's algorithm). Within a bucket the
-/// newest comes first, so a run of free moves is followed to its end before anything else.
-struct Buckets {
-    buckets: Vec<Vec<usize>>,
-    current: usize,
+/// States waiting to be expanded, grouped by estimated total cost: the cheapest group in a
+/// vector, the others in an ordered map, so memory follows the states pushed and not the
+/// size of the costs. Within a group the newest comes first, so a run of free moves is
+/// followed to its end before anything else.
+struct Queue {
+    estimate: u32,
+    now: Vec<usize>,
+    later: BTreeMap<u32, Vec<usize>>,
 }
 
-impl Buckets {
-    fn push(&mut self, estimate: u32, state: usize) {
-        let estimate = estimate as usize;
-        if self.buckets.len() <= estimate {
-            self.buckets.resize_with(estimate + 1, Vec::new);
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            estimate: 0,
+            now: Vec::new(),
+            later: BTreeMap::new(),
         }
-        self.buckets[estimate].push(state);
-        // Never below the current bucket with a consistent bound; stay correct regardless.
-        self.current = self.current.min(estimate);
     }
 
-    /// The newest state of the cheapest bucket, with that bucket's estimate.
-    fn pop(&mut self) -> Option<(u32, usize)> {
-        while self.current < self.buckets.len() {
-            if let Some(state) = self.buckets[self.current].pop() {
-                return Some((self.current as u32, state));
+    fn push(&mut self, estimate: u32, state: usize) {
+        if estimate == self.estimate {
+            self.now.push(state);
+        } else if estimate > self.estimate {
+            self.later.entry(estimate).or_default().push(state);
+        } else {
+            // Never happens with a consistent bound; stay correct regardless.
+            let earlier = std::mem::replace(&mut self.now, vec![state]);
+            if !earlier.is_empty() {
+                self.later.entry(self.estimate).or_default().extend(earlier);
             }
-            self.current += 1;
+            self.estimate = estimate;
         }
-        None
+    }
+
+    /// The newest state of the cheapest group, with that group's estimate.
+    fn pop(&mut self) -> Option<(u32, usize)> {
+        loop {
+            if let Some(state) = self.now.pop() {
+                return Some((self.estimate, state));
+            }
+            let (estimate, states) = self.later.pop_first()?;
+            self.estimate = estimate;
+            self.now = states;
+        }
     }
 }
 
@@ -502,7 +520,7 @@ enum PatternsBehind {
 }
 
 /// Most patterns for which [`PatternsBehind::Exact`] is built.
-const EXACT_BEHIND_MAX_PATTERNS: usize = 1024;
+const EXACT_BEHIND_MAX_PATTERNS: usize = 512;
 
 impl LowerBound {
     fn new(
@@ -745,10 +763,7 @@ impl<'a> Problem<'a> {
 
     fn search<T: Table>(&self, mut table: T, mut budget: Budget) -> Option<Vec<Step>> {
         let goal = self.state(self.pats.len(), self.units.len(), false);
-        let mut queue = Buckets {
-            buckets: Vec::new(),
-            current: 0,
-        };
+        let mut queue = Queue::new();
         table.set(0, 1 << 4);
         queue.push(self.bound.at(0, 0, false), 0);
         let mut edges = Vec::with_capacity(3);
@@ -759,20 +774,9 @@ impl<'a> Problem<'a> {
             }
             table.set(state, record | DONE);
             if state == goal {
-                if std::env::var("ALIGN_DEBUG").is_ok() {
-                    eprintln!(
-                        "goal after {} states, m {} n {}",
-                        usize::MAX - budget.states,
-                        self.pats.len(),
-                        self.units.len()
-                    );
-                }
                 return Some(self.trace(&table, goal));
             }
             if budget.states == 0 || estimate > budget.cost {
-                if std::env::var("ALIGN_DEBUG").is_ok() {
-                    eprintln!("give up with {} states left", budget.states);
-                }
                 return None;
             }
             budget.states -= 1;
@@ -780,7 +784,7 @@ impl<'a> Problem<'a> {
             let (i, j, inside) = self.unpack(state);
             self.edges(i, j, inside, &mut edges);
             for edge in &edges {
-                let to_cost = cost.saturating_add(edge.cost);
+                let to_cost = cost.saturating_add(edge.cost).min(MAX_COST);
                 let old = table.get(edge.to);
                 if old != 0 && (old & DONE != 0 || (old >> 4) <= to_cost + 1) {
                     continue;
@@ -843,6 +847,7 @@ impl<'a> Problem<'a> {
 mod tests {
     use super::super::normalize::normalize;
     use super::super::pattern::parse_expected;
+    use super::super::test_support::Rng;
     use super::*;
 
     fn setup(expected: &str, output: &str) -> (Vec<PatternLine>, Actual) {
@@ -889,6 +894,124 @@ mod tests {
         }
     }
 
+    /// The cheapest cost by plain memoised recursion over the same moves: a reference that
+    /// shares nothing with the search but the cost model.
+    fn reference_cost(patterns: &[PatternLine], actual: &Actual) -> usize {
+        fn go(
+            p: &[PatternLine],
+            a: &Actual,
+            i: usize,
+            j: usize,
+            inside: bool,
+            memo: &mut HashMap<(usize, usize, bool), usize>,
+        ) -> usize {
+            if i == p.len() {
+                return a.lines.len() - j;
+            }
+            if let Some(&c) = memo.get(&(i, j, inside)) {
+                return c;
+            }
+            let n = a.lines.len();
+            let fits = j < n && p[i].matches(&a.lines[j], a.is_unterminated_last(j));
+            let mut best = usize::MAX;
+            if inside {
+                best = best.min(go(p, a, i + 1, j, false, memo));
+                if j < n {
+                    best = best.min(1 + go(p, a, i, j + 1, true, memo));
+                }
+                if fits {
+                    best = best.min(go(p, a, i, j + 1, true, memo));
+                }
+            } else {
+                let skip = usize::from(p[i].min_lines() > 0);
+                best = best.min(skip + go(p, a, i + 1, j, false, memo));
+                if j < n {
+                    best = best.min(1 + go(p, a, i, j + 1, false, memo));
+                }
+                if fits {
+                    let after = if p[i].is_multi() {
+                        go(p, a, i, j + 1, true, memo)
+                    } else {
+                        go(p, a, i + 1, j + 1, false, memo)
+                    };
+                    best = best.min(after);
+                }
+            }
+            memo.insert((i, j, inside), best);
+            best
+        }
+        go(patterns, actual, 0, 0, false, &mut HashMap::new())
+    }
+
+    fn cost_of(steps: &[Step]) -> usize {
+        steps
+            .iter()
+            .filter(|s| matches!(s, Step::Missing { .. } | Step::Unexpected { .. }))
+            .count()
+    }
+
+    /// Every line appears once and in order, every pattern once, in order.
+    fn assert_well_formed(steps: &[Step], patterns: usize, lines: usize) {
+        let seen_lines: Vec<usize> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Matched { line, .. } | Step::Unexpected { line } => Some(*line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seen_lines, (0..lines).collect::<Vec<_>>());
+        let mut seen_patterns: Vec<usize> = steps.iter().filter_map(|s| s.pattern()).collect();
+        seen_patterns.dedup();
+        assert_eq!(seen_patterns, (0..patterns).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_route_finds_the_cheapest_alignment() {
+        let mut rng = Rng::new(11);
+        let pieces: &[&str] = &[
+            "a",
+            "b",
+            "c",
+            "...",
+            "[..]",
+            "a[..]",
+            "[abc] (re+)",
+            "b (re?)",
+            "c* (glob*)",
+            "a (no-eol)",
+            "",
+            "b (+)",
+            "x",
+        ];
+        let words: &[&str] = &["a", "b", "c", "ab", "", "x", "y"];
+        for _ in 0..3_000 {
+            let expected: Vec<&str> = (0..rng.below(7)).map(|_| *rng.pick(pieces)).collect();
+            let mut output = (0..rng.below(9))
+                .map(|_| *rng.pick(words))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if rng.below(3) > 0 {
+                output.push('\n');
+            }
+            let (patterns, actual) = setup(&expected.join("\n"), &output);
+            let want = reference_cost(&patterns, &actual);
+            let (m, n) = (patterns.len(), actual.lines.len());
+
+            let alignment = align(&patterns, &actual);
+            assert_eq!(alignment.cost, want, "{expected:?} / {output:?}");
+            assert_eq!(cost_of(&alignment.steps), want);
+            assert_well_formed(&alignment.steps, m, n);
+
+            let narrowed = align_narrowed(&patterns, &actual, 0..m, 0..n);
+            assert_eq!(
+                cost_of(&narrowed),
+                want,
+                "narrowed {expected:?} / {output:?}"
+            );
+            assert_well_formed(&narrowed, m, n);
+        }
+    }
+
     #[test]
     fn many_patterns_out_of_order_around_elisions() {
         // 100 expected lines in the reverse of their output order, between `...` lines, in
@@ -906,76 +1029,5 @@ mod tests {
         let alignment = align(&patterns, &actual);
         assert_eq!(alignment.cost, 99);
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
-    }
-}
-#[cfg(test)]
-mod scratch {
-    use super::*;
-    use crate::expect::{normalize, parse_expected};
-    #[test]
-    #[ignore]
-    fn profile() {
-        let lines: Vec<String> = (0..50_000)
-            .map(|i| format!("row {i} value {}", i * 7))
-            .collect();
-        let output = lines.join("\n") + "\n";
-        let actual = normalize(output.as_bytes(), false);
-        let rev: Vec<String> = (0..100)
-            .rev()
-            .map(|k| format!("row {} value [..]", k * 400))
-            .collect();
-        let cases = [
-            format!("...\n{}\n...", rev.join("\n")),
-            format!("...\n{}\nEND", vec!["row [..]"; 100].join("\n")),
-            format!("...\n{}\nEND", vec!["row [..]"; 20].join("\n")),
-            format!("...\nrow 25000 value 175000\nMISSING\n..."),
-            format!("{}", vec!["nomatch* (glob)"; 100].join("\n")),
-            format!("...\n{}\n...", vec!["\\d+ (re+)"; 100].join("\n")),
-            lines
-                .iter()
-                .enumerate()
-                .map(|(k, l)| {
-                    if k % 100 == 50 {
-                        "changed".to_string()
-                    } else {
-                        l.clone()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            lines
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| k % 100 != 50)
-                .map(|(_, l)| l.clone())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            lines
-                .iter()
-                .enumerate()
-                .map(|(k, l)| {
-                    if k % 100 == 50 {
-                        format!("{l}\nextra")
-                    } else {
-                        l.clone()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ];
-        for expected in cases {
-            let patterns = parse_expected(&expected).unwrap();
-            let mut best = std::time::Duration::MAX;
-            let mut cost = 0;
-            for _ in 0..3 {
-                let t = std::time::Instant::now();
-                cost = align(&patterns, &actual).cost;
-                best = best.min(t.elapsed());
-            }
-            eprintln!(
-                "{best:?} cost {cost} {}",
-                &expected[..30].replace('\n', "|")
-            );
-        }
     }
 }

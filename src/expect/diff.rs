@@ -11,6 +11,12 @@ use super::matcher::DiffLine;
 /// Lines of unchanged output kept around each change.
 const CONTEXT: usize = 3;
 
+/// Longest pair of lines (in bytes) whose words are compared; longer pairs are shown whole.
+const MAX_HIGHLIGHT: usize = 16 * 1024;
+
+/// Time allowed for comparing the words of one pair; past it the diff is coarser.
+const HIGHLIGHT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
+
 const RESET: &str = "\x1b[0m";
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";
@@ -129,7 +135,15 @@ fn highlight_words(old: &str, new: &str, color: bool) -> (String, String) {
     if !color {
         return (format!("- {old}"), format!("+ {new}"));
     }
-    let diff = TextDiff::configure().diff_unicode_words(old, new);
+    if old.len() + new.len() > MAX_HIGHLIGHT {
+        return (
+            format!("{RED}- {old}{RESET}"),
+            format!("{GREEN}+ {new}{RESET}"),
+        );
+    }
+    let diff = TextDiff::configure()
+        .timeout(HIGHLIGHT_TIMEOUT)
+        .diff_unicode_words(old, new);
     let mut minus = Styled::new(DIM_RED);
     let mut plus = Styled::new(DIM_GREEN);
     minus.push(DIM_RED, "- ");
@@ -285,6 +299,21 @@ mod tests {
         );
         // Unchanged words are not emphasised.
         assert!(!text.contains(&format!("{BOLD_RED}size")), "{text:?}");
+    }
+
+    #[test]
+    fn very_long_lines_are_shown_whole() {
+        let old = "a ".repeat(10_000);
+        let new = "b ".repeat(10_000);
+        let text = render_diff(
+            &[
+                DiffLine::Missing(old.clone()),
+                DiffLine::Unexpected(new.clone().into_bytes()),
+            ],
+            true,
+        );
+        assert!(text.contains(&format!("{RED}- {old}{RESET}")));
+        assert!(text.contains(&format!("{GREEN}+ {new}{RESET}")));
     }
 
     #[test]

@@ -66,8 +66,10 @@ fn missing_first(run: &mut [DiffLine]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::diff::render_diff;
     use super::super::normalize::normalize;
     use super::super::pattern::parse_expected;
+    use super::super::record::record;
     use super::super::test_support::Rng;
     use super::*;
 
@@ -256,13 +258,64 @@ mod tests {
         let mut changed = lines.clone();
         changed[25_000] = "changed".to_string();
         scenarios.push((changed.join("\n"), false));
+        // Every 100th line changed, dropped or doubled, all 50,000 lines expected.
+        let every = |f: &dyn Fn(usize, &String) -> Option<String>| {
+            let kept: Vec<String> = lines
+                .iter()
+                .enumerate()
+                .filter_map(|(k, l)| f(k, l))
+                .collect();
+            kept.join("\n")
+        };
+        scenarios.push((
+            every(&|k, l| Some(if k % 100 == 50 { "x".into() } else { l.clone() })),
+            false,
+        ));
+        scenarios.push((every(&|k, l| (k % 100 != 50).then(|| l.clone())), false));
+        scenarios.push((
+            every(&|k, l| {
+                Some(if k % 100 == 50 {
+                    format!("{l}\nx")
+                } else {
+                    l.clone()
+                })
+            }),
+            false,
+        ));
+        // 100 elided lines in the reverse of their output order, between `...` lines.
+        let reversed: Vec<String> = (0..100)
+            .rev()
+            .map(|k| format!("row {} value [..]", k * 400))
+            .collect();
+        scenarios.push((format!("...\n{}\n...", reversed.join("\n")), false));
+        // A block of elided lines after `...`, then a line that never comes.
+        scenarios.push((
+            format!("...\n{}\nEND", vec!["row [..]"; 100].join("\n")),
+            false,
+        ));
+        // Globs and multi-line regexes that match nothing.
+        scenarios.push((vec!["nomatch* (glob)"; 100].join("\n"), false));
+        scenarios.push((
+            format!("...\n{}\n...", vec!["\\d+ (re+)"; 100].join("\n")),
+            false,
+        ));
+        // Near misses: one expected line missing between `...` lines.
+        scenarios.push((
+            "...\nrow 25000 value 175000\nMISSING\n...".to_string(),
+            false,
+        ));
+        scenarios.push((
+            "...\nrow 25000 value 175000\n...\nrow 49999 value 349993".to_string(),
+            true,
+        ));
 
         for (expected, want) in scenarios {
             let patterns = parse_expected(&expected).unwrap();
             let label = expected[..40.min(expected.len())].replace('\n', "|");
             // The fastest of a few runs: the machine running the tests may be busy.
             let mut fastest = std::time::Duration::MAX;
-            for _ in 0..3 {
+            let runs = if cfg!(debug_assertions) { 1 } else { 3 };
+            for _ in 0..runs {
                 let start = std::time::Instant::now();
                 let c = compare(&patterns, &actual);
                 fastest = fastest.min(start.elapsed());
@@ -315,6 +368,34 @@ mod tests {
             assert_eq!(shown, actual.lines.iter().collect::<Vec<_>>());
             assert_eq!(c.passed, !c.diff.iter().any(DiffLine::is_change));
             assert_eq!(c.passed, brute_force_passes(&patterns, &actual, 0, 0));
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = Rng::new(1234);
+        for round in 0..3_000 {
+            let expected = String::from_utf8_lossy(&rng.bytes(60)).into_owned();
+            let keep_ansi = round % 2 == 0;
+            let actual = normalize(&rng.bytes(60), keep_ansi);
+            let Ok(patterns) = parse_expected(&expected) else {
+                continue;
+            };
+            let c = compare(&patterns, &actual);
+            assert_eq!(c.passed, !c.diff.iter().any(DiffLine::is_change));
+            let plain = render_diff(&c.diff, false);
+            assert!(
+                !plain.contains('\x1b') && !plain.contains('\r'),
+                "{plain:?}"
+            );
+            let _ = render_diff(&c.diff, true);
+            // Recording over any previous expectation gives one that matches.
+            let recorded = record(&actual, Some(&patterns));
+            let again = parse_expected(&recorded).unwrap_or_else(|e| panic!("{recorded:?}: {e}"));
+            assert!(
+                compare(&again, &actual).passed,
+                "{expected:?} -> {recorded:?}"
+            );
         }
     }
 

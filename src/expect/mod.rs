@@ -1,8 +1,13 @@
 //! Expected output: normalising what a cell printed, matching it against the cram/scrut line
 //! syntax, showing the difference, recording new expectations, and `failed_when` checks.
 //!
-//! Pure and synchronous: bytes and text in, verdicts and text out. One aligner
-//! (`align`) decides pass or fail and is also the diff and the map `--update` uses.
+//! Pure and synchronous: bytes and text in, verdicts and text out; nothing here runs a
+//! process, reads a file or writes one. One aligner (`align`) decides pass or fail and is
+//! also the diff a reader sees and the map `--update` uses to keep patterns.
+//!
+//! The flow: [`normalize`] the raw output into an [`Actual`], [`parse_expected`] the
+//! expectation once, [`compare`] them, [`render_diff`] a failure for the reader, and
+//! [`record`] the output for `--update`.
 
 mod align;
 mod diff;
