@@ -22,15 +22,23 @@ pub struct RunDir {
 /// small files; else `$TMPDIR` or `/tmp`.
 fn parent_dir() -> PathBuf {
     let writable_dir = |p: &PathBuf| {
-        p.is_dir() && nix::unistd::access(p, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_ok()
+        p.is_dir()
+            && nix::unistd::access(
+                p,
+                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+            )
+            .is_ok()
     };
     let base = std::env::var_os("LABRUN_RUN_DIR")
         .map(PathBuf::from)
         .or_else(|| {
-            [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(PathBuf::from("/dev/shm"))]
-                .into_iter()
-                .flatten()
-                .find(writable_dir)
+            [
+                std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+                Some(PathBuf::from("/dev/shm")),
+            ]
+            .into_iter()
+            .flatten()
+            .find(writable_dir)
         })
         .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/tmp"));

@@ -206,7 +206,6 @@ impl StatusChannel {
             }
         }
     }
-
 }
 
 /// What the status socket said about the current command.
@@ -334,7 +333,10 @@ impl ShellSession {
         init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
         // The working directory first: a saved state, sourced after it, carries its own.
         let cwd = cwd.unwrap_or(&self.launch.workdir_inside).to_string();
-        init.push_str(&format!("builtin cd -- {} 2>/dev/null\n", shell_quote(&cwd)));
+        init.push_str(&format!(
+            "builtin cd -- {} 2>/dev/null\n",
+            shell_quote(&cwd)
+        ));
         if let Some(state) = restore {
             init.push_str(&format!(
                 "builtin . {} >/dev/null 2>&1\n",
@@ -346,26 +348,24 @@ impl ShellSession {
         init.push_str(&format!("builtin printf '{ready} 0 0\\n' >&3\n"));
         self.send(&init)?;
         let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            tokio::select! {
+        tokio::select! {
                 r = self.status.read_report(&ready, None) => {
                     r?;
-                    return Ok(());
+                    Ok(())
                 }
                 _ = self.pidfd.readable() => {
                     let status = self.reap();
-                    return Err(io::Error::other(format!(
+                    Err(io::Error::other(format!(
                         "the shell {} exited while starting (status {})",
                         self.launch.program.display(), status.code()
-                    )));
+                    )))
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    return Err(io::Error::other(format!(
+                    Err(io::Error::other(format!(
                         "the shell {} did not start within {} s",
                         self.launch.program.display(), START_TIMEOUT.as_secs()
-                    )));
+                    )))
                 }
-            }
         }
     }
 
@@ -452,10 +452,10 @@ impl ShellSession {
             "{assignments}\\builtin . {} {redirects}",
             shell_quote(&inside_cell)
         );
-        let mut wrapper = format!(
+        let mut wrapper = String::from(
             "__labrun_n=$1; \\builtin set --; \\unset POSIXLY_CORRECT; \\set +o posix\n\
              \\builtin enable builtin . printf set cd shopt trap unalias 2>/dev/null\n\
-             __labrun_ran=\n"
+             __labrun_ran=\n",
         );
         match cwd {
             Some(dir) => wrapper.push_str(&format!(
