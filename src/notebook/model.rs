@@ -112,6 +112,10 @@ pub struct Cell {
     pub fence: String,
     /// Columns of indentation before the fence (list items); rewritten lines get the same.
     pub indent: usize,
+    /// What the block's lines carry before their content: list indentation, or `> ` in a
+    /// blockquote (taken from the first body line, else the closing fence's line). A line
+    /// `--update` writes into this block starts with it.
+    pub prefix: String,
     /// The block's language: the first word of its info string.
     pub lang: String,
     pub kind: CellKind,
@@ -129,7 +133,10 @@ pub enum CellKind {
     /// `type: file`: write the body to `path`.
     File { content: String },
     /// `type: script`: run the body with the interpreter its language names.
-    Script { interpreter: String, program: String },
+    Script {
+        interpreter: String,
+        program: String,
+    },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
 }
@@ -148,6 +155,8 @@ pub struct Step {
     pub exit: i32,
     /// True when a `[N]` line was written.
     pub exit_written: bool,
+    /// Bytes of the `[N]` line, line ending included, when one was written.
+    pub exit_span: Option<Span>,
 }
 
 /// Where a cell's expected output comes from (first match wins, section 5).
@@ -166,6 +175,8 @@ pub enum ExpectedSource {
         body: Span,
         fence: String,
         indent: usize,
+        /// Written before each body line, like `Cell::prefix`.
+        prefix: String,
     },
     /// The `expect:` attribute (rewritten in place only when single-line).
     Attribute,

@@ -1,0 +1,1110 @@
+//! Which fenced blocks are cells (section 2), what each one is (section 3), its id, and the
+//! `output` block or `expect:` that holds its expected output (section 5).
+//!
+//! A block is a cell when it carries an annotation after `|`, when its language is a
+//! transcript language, or when it is a shell block and the notebook runs all of them. Golden
+//! files are the planner's: a cell whose only expectation would be one has `expected: None`.
+
+use std::collections::HashMap;
+
+use super::annotation;
+use super::attrs::{self, CellAttrs, Pos};
+use super::blocks::{Fenced, Item};
+use super::ids::Ids;
+use super::model::{Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, Span};
+use super::source::Source;
+use super::transcript;
+
+/// Languages whose blocks are transcripts, and cells without an annotation.
+const TRANSCRIPT_LANGS: &[&str] = &["console", "shell-session", "sh-session", "scrut"];
+
+/// Shell languages: scripts, cells under `run: all`, transcripts when they start with `$ `.
+const SHELL_LANGS: &[&str] = &["bash", "sh", "shell"];
+
+/// docable's UI-only cell types: reported as skipped, never an error.
+const UI_TYPES: &[&str] = &[
+    "quiz",
+    "terminal",
+    "repl",
+    "youtube",
+    "slides",
+    "info",
+    "playground",
+];
+
+/// Types a later release runs.
+const PLANNED_TYPES: &[&str] = &["edit", "copy", "interactive"];
+
+/// Turns the scanned blocks into cells, one item at a time, in document order.
+pub struct Builder<'s> {
+    src: &'s Source,
+    run_all: bool,
+    ids: Ids,
+    cells: Vec<Cell>,
+    warnings: Vec<Diagnostic>,
+    /// The cell an `output` block would belong to: only when it is the very next fenced block.
+    previous_cell: Option<usize>,
+    /// Annotations already read without a warning, by text: notebooks repeat
+    /// `{type: 'command'}` many times, and reading one is most of a cell's cost.
+    cache: HashMap<String, CellAttrs>,
+}
+
+/// Most distinct annotations cached; past that, annotations are read each time.
+const CACHE_LIMIT: usize = 1024;
+
+impl<'s> Builder<'s> {
+    pub fn new(src: &'s Source, run_all: bool) -> Builder<'s> {
+        Builder {
+            src,
+            run_all,
+            ids: Ids::default(),
+            cells: Vec::new(),
+            warnings: Vec::new(),
+            previous_cell: None,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn push(&mut self, item: Item<'_>) -> Result<(), Diagnostic> {
+        let src = self.src;
+        let f = match item {
+            Item::Heading(text) => {
+                self.ids.heading(&text);
+                return Ok(());
+            }
+            Item::Fenced(f) => f,
+        };
+        let info = Info::read(src, &f);
+        let ann = match &info.annotation {
+            Some((text, at)) => Some(self.annotation(text, *at)?),
+            None => None,
+        };
+        match role(&info, ann, self.run_all) {
+            Role::Prose => {
+                if !f.closed {
+                    self.warnings.push(unclosed(src, &f, false));
+                }
+                self.previous_cell = None;
+            }
+            Role::Output(ann) => {
+                let target = self
+                    .previous_cell
+                    .take()
+                    .and_then(|i| self.cells.get_mut(i));
+                output_block(src, &f, &info, ann, target, &mut self.warnings)?;
+            }
+            Role::Cell(ann) => {
+                let cell = cell(src, f, info, ann, &mut self.ids, &mut self.warnings)?;
+                self.cells.push(cell);
+                self.previous_cell = Some(self.cells.len() - 1);
+            }
+        }
+        Ok(())
+    }
+
+    fn annotation(&mut self, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
+        if let Some(hit) = self.cache.get(text) {
+            return Ok(hit.clone());
+        }
+        let attrs = read_annotation(self.src, text, at)?;
+        if attrs.warnings.is_empty() && self.cache.len() < CACHE_LIMIT {
+            self.cache.insert(text.to_owned(), attrs.clone());
+        }
+        Ok(attrs)
+    }
+
+    /// The cells, and the warnings found on the way.
+    pub fn finish(self) -> (Vec<Cell>, Vec<Diagnostic>) {
+        (self.cells, self.warnings)
+    }
+}
+
+/// The parts of an info string: ```` ```bash ignore | {type: 'command'} ````.
+struct Info {
+    lang: String,
+    lang_lower: String,
+    /// The word `ignore` after the language.
+    ignore: bool,
+    /// The annotation text and its byte offset: after `|`, or a scrut block's `{...}`.
+    annotation: Option<(String, usize)>,
+}
+
+impl Info {
+    fn read(src: &Source, f: &Fenced) -> Info {
+        let info = &src.text[f.info.clone()];
+        let (head, after_bar) = match info.find('|') {
+            Some(i) => (&info[..i], Some((&info[i + 1..], f.info.start + i + 1))),
+            None => (info, None),
+        };
+        let head_trimmed = head.trim_start();
+        let lang = head_trimmed.split_whitespace().next().unwrap_or("");
+        let lang_lower = lang.to_ascii_lowercase();
+        let rest_offset = f.info.start + (head.len() - head_trimmed.len()) + lang.len();
+        let rest = &head_trimmed[lang.len()..];
+        let mut annotation = after_bar.map(|(text, at)| {
+            let lead = text.len() - text.trim_start().len();
+            (text.trim().to_owned(), at + lead)
+        });
+        let mut words = rest;
+        // scrut's own configuration follows its language without a `|`.
+        if annotation.is_none() && lang_lower == "scrut" && rest.trim_start().starts_with('{') {
+            let lead = rest.len() - rest.trim_start().len();
+            annotation = Some((rest.trim().to_owned(), rest_offset + lead));
+            words = "";
+        }
+        let ignore = words.split_whitespace().any(|w| w == "ignore");
+        Info {
+            lang: lang.to_owned(),
+            lang_lower,
+            ignore,
+            annotation,
+        }
+    }
+}
+
+enum Role {
+    /// Not run and not an expectation: a code sample.
+    Prose,
+    /// An `output` block, with its annotation's attributes if it has one.
+    Output(Option<CellAttrs>),
+    Cell(Option<CellAttrs>),
+}
+
+fn role(info: &Info, ann: Option<CellAttrs>, run_all: bool) -> Role {
+    let cell_type = ann.as_ref().and_then(|a| a.cell_type.as_deref());
+    let lang = info.lang_lower.as_str();
+    if cell_type == Some("output") || (cell_type.is_none() && lang == "output") {
+        return Role::Output(ann);
+    }
+    let is_cell = ann.is_some()
+        || TRANSCRIPT_LANGS.contains(&lang)
+        || (run_all && SHELL_LANGS.contains(&lang));
+    if is_cell {
+        Role::Cell(ann)
+    } else {
+        Role::Prose
+    }
+}
+
+fn read_annotation(src: &Source, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
+    let entries = annotation::parse(text).map_err(|e| {
+        let (line, column) = src.nested_position(at, 1, e.column);
+        Diagnostic {
+            line,
+            column,
+            message: e.message,
+        }
+    })?;
+    attrs::read(&entries, &|key: &str| key_position(src, text, at, key))
+}
+
+/// Where `key` is written in an annotation at byte `at` (its start when not found).
+fn key_position(src: &Source, text: &str, at: usize, key: &str) -> Pos {
+    let column = annotation::find_key(text, key).unwrap_or(1);
+    src.nested_position(at, 1, column)
+}
+
+impl Info {
+    /// Where `key` is written in this block's annotation, or `fallback` without one.
+    fn key_position(&self, src: &Source, key: &str, fallback: Pos) -> Pos {
+        match &self.annotation {
+            Some((text, at)) => key_position(src, text, *at, key),
+            None => fallback,
+        }
+    }
+}
+
+fn unclosed(src: &Source, f: &Fenced, cell: bool) -> Diagnostic {
+    let message = if cell {
+        "unclosed fence opened here: the block would run to the end of the document (or of its list item or quote)"
+    } else {
+        "unclosed fence opened here: the rest of the document (or of its list item or quote) is read as code"
+    };
+    src.diag(f.block.start, message)
+}
+
+fn diag(pos: Pos, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
+        line: pos.0,
+        column: pos.1,
+        message: message.into(),
+    }
+}
+
+/// Attaches an `output` block to the cell before it, or warns that there is none.
+fn output_block(
+    src: &Source,
+    f: &Fenced,
+    info: &Info,
+    ann: Option<CellAttrs>,
+    target: Option<&mut Cell>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<(), Diagnostic> {
+    let fence_pos = (f.line, f.column);
+    if let Some(ann) = &ann {
+        warnings.extend(ann.warnings.iter().cloned());
+        for key in &ann.written {
+            if key != "type" {
+                let pos = info.key_position(src, key, fence_pos);
+                warnings.push(diag(
+                    pos,
+                    format!("attribute '{key}' has no effect on an output block"),
+                ));
+            }
+        }
+    }
+    let Some(cell) = target else {
+        if !f.closed {
+            warnings.push(unclosed(src, f, false));
+        }
+        warnings.push(diag(
+            fence_pos,
+            "output block follows no cell (it must be the next fenced block after one); ignored",
+        ));
+        return Ok(());
+    };
+    if !f.closed {
+        return Err(unclosed(src, f, true));
+    }
+    match &cell.kind {
+        CellKind::Transcript { .. } => {
+            warnings.push(diag(
+                fence_pos,
+                "output block after a transcript is ignored: each '$ ' step holds its own output",
+            ));
+            return Ok(());
+        }
+        CellKind::File { .. } => {
+            warnings.push(diag(
+                fence_pos,
+                "output block after a file cell is ignored: writing a file prints nothing",
+            ));
+            return Ok(());
+        }
+        _ => {}
+    }
+    if matches!(
+        cell.expected,
+        Some(Expected {
+            source: ExpectedSource::Attribute,
+            ..
+        })
+    ) {
+        warnings.push(diag(
+            fence_pos,
+            format!(
+                "this output block replaces the expect: attribute of cell '{}'",
+                cell.id
+            ),
+        ));
+    }
+    let body = f.read_body(src, false);
+    let text = body
+        .text
+        .strip_suffix('\n')
+        .unwrap_or(&body.text)
+        .to_owned();
+    cell.expected = Some(Expected {
+        source: ExpectedSource::OutputBlock {
+            block: Span {
+                start: f.block.start,
+                end: f.block.end,
+                line: f.line,
+            },
+            body: f.body,
+            fence: f.fence.clone(),
+            indent: f.indent,
+            prefix: body.prefix,
+        },
+        text,
+    });
+    Ok(())
+}
+
+/// Builds a cell from a block that is one.
+fn cell(
+    src: &Source,
+    f: Fenced<'_>,
+    info: Info,
+    ann: Option<CellAttrs>,
+    ids: &mut Ids,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Cell, Diagnostic> {
+    let fence_pos = (f.line, f.column);
+    if !f.closed {
+        return Err(unclosed(src, &f, true));
+    }
+    let mut ann = ann.unwrap_or_else(CellAttrs::none);
+    warnings.append(&mut ann.warnings);
+    let lang = info.lang_lower.as_str();
+    let is_transcript_lang = TRANSCRIPT_LANGS.contains(&lang);
+    let cell_type = match &ann.cell_type {
+        Some(t) => t.as_str(),
+        None if is_transcript_lang => "transcript",
+        None => "command",
+    };
+    let at = |key: &str| info.key_position(src, key, fence_pos);
+    let type_pos = || {
+        if ann.cell_type.is_some() {
+            at("type")
+        } else {
+            fence_pos
+        }
+    };
+    let known = matches!(cell_type, "command" | "transcript" | "file" | "script")
+        || UI_TYPES.contains(&cell_type)
+        || PLANNED_TYPES.contains(&cell_type);
+    if !known {
+        return Err(diag(
+            type_pos(),
+            format!(
+                "unknown cell type '{cell_type}' (known: command, transcript, file, script, output, and docable's ui types)"
+            ),
+        ));
+    }
+    let a = &ann.attrs;
+
+    let id = ids.next(a.id.as_deref(), f.line).map_err(|(id, first)| {
+        let pos = if a.id.is_some() { at("id") } else { fence_pos };
+        diag(
+            pos,
+            format!("duplicate cell id '{id}' (first used by the cell at line {first})"),
+        )
+    })?;
+
+    // Skipping wins over "not supported yet": an author can keep such a cell inert.
+    let skipped = if a.skip {
+        Some("skip: true".to_owned())
+    } else if info.ignore {
+        Some("ignore".to_owned())
+    } else if let Some(p) = a
+        .platform
+        .as_deref()
+        .filter(|p| !p.eq_ignore_ascii_case("linux"))
+    {
+        Some(format!("platform {p}"))
+    } else if UI_TYPES.contains(&cell_type) {
+        Some(format!("docable ui cell '{cell_type}'"))
+    } else {
+        None
+    };
+
+    let (kind, prefix) = match skipped {
+        Some(reason) => (CellKind::Skipped { reason }, f.read_body(src, false).prefix),
+        None => {
+            if PLANNED_TYPES.contains(&cell_type) {
+                return Err(diag(
+                    type_pos(),
+                    format!("cell type '{cell_type}' is not supported yet"),
+                ));
+            }
+            if a.tty {
+                return Err(diag(at("tty"), "attribute 'tty' is not supported yet"));
+            }
+            if let Some(name) = ann.background {
+                return Err(diag(
+                    at(name),
+                    format!("attribute '{name}' is not supported yet"),
+                ));
+            }
+            kind_of(src, &f, &info, cell_type, &ann, fence_pos, type_pos)?
+        }
+    };
+
+    if let CellKind::Transcript { .. } = kind {
+        for key in ["exit", "expect"] {
+            if ann.has(key) {
+                warnings.push(diag(
+                    at(key),
+                    format!("attribute '{key}' does not apply to transcripts: write the output and [N] after each step"),
+                ));
+            }
+        }
+    }
+    let expected = match (&kind, &a.expect) {
+        (CellKind::Transcript { .. }, _) | (_, None) => None,
+        (_, Some(text)) => Some(Expected {
+            source: ExpectedSource::Attribute,
+            text: text.clone(),
+        }),
+    };
+
+    Ok(Cell {
+        id: CellId(id),
+        line: f.line,
+        block: Span {
+            start: f.block.start,
+            end: f.block.end,
+            line: f.line,
+        },
+        body: f.body,
+        fence: f.fence,
+        indent: f.indent,
+        prefix,
+        lang: info.lang,
+        kind,
+        attrs: ann.attrs,
+        expected,
+    })
+}
+
+/// The cell's kind, and the prefix of its lines.
+fn kind_of(
+    src: &Source,
+    f: &Fenced,
+    info: &Info,
+    cell_type: &str,
+    ann: &CellAttrs,
+    fence_pos: Pos,
+    type_pos: impl Fn() -> Pos,
+) -> Result<(CellKind, String), Diagnostic> {
+    let lang = info.lang_lower.as_str();
+    // Body lines are only needed to split a transcript into steps.
+    let shell = SHELL_LANGS.contains(&lang);
+    let mut body = f.read_body(src, cell_type == "transcript");
+    if cell_type == "command" && shell && transcript::looks_like_transcript(&body.text) {
+        body = f.read_body(src, true);
+    }
+    let kind = match cell_type {
+        // A shell block written as `$ cmd` lines is a transcript even when typed `command`:
+        // run as a script, `$ docker images` would only ever fail with "$: not found".
+        "command" if shell && transcript::looks_like_transcript(&body.text) => {
+            CellKind::Transcript {
+                steps: transcript::parse(&body.lines)?,
+                stdout_only: false,
+            }
+        }
+        "command" => CellKind::Command {
+            script: body.text.clone(),
+        },
+        "transcript" => CellKind::Transcript {
+            steps: transcript::parse(&body.lines)?,
+            stdout_only: lang == "scrut",
+        },
+        "file" => {
+            if ann.attrs.path.is_none() {
+                return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
+            }
+            CellKind::File {
+                content: body.text.clone(),
+            }
+        }
+        "script" => {
+            let interpreter = match lang {
+                "" => {
+                    return Err(diag(
+                        fence_pos,
+                        "a script cell needs a language naming its interpreter (```python | {type: 'script'})",
+                    ));
+                }
+                "py" | "python" => "python",
+                "js" | "javascript" | "node" => "node",
+                "shell" => "sh",
+                other => other,
+            };
+            CellKind::Script {
+                interpreter: interpreter.to_owned(),
+                program: body.text.clone(),
+            }
+        }
+        other => unreachable_type(other, fence_pos)?,
+    };
+    Ok((kind, body.prefix))
+}
+
+/// Types are checked before `kind_of`; reaching here is a bug, reported rather than panicking.
+fn unreachable_type(cell_type: &str, pos: Pos) -> Result<CellKind, Diagnostic> {
+    Err(diag(
+        pos,
+        format!("internal error: cell type '{cell_type}' has no kind"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::notebook::{Notebook, ParseError, ParseOptions, parse};
+
+    fn nb(md: &str) -> Notebook {
+        parse_with(md, false).unwrap_or_else(|e| panic!("{e}\n{md}"))
+    }
+
+    fn parse_with(md: &str, run_all: bool) -> Result<Notebook, ParseError> {
+        parse(Path::new("t.md"), md.as_bytes(), &ParseOptions { run_all })
+    }
+
+    fn err(md: &str) -> ParseError {
+        match parse_with(md, false) {
+            Ok(_) => panic!("expected an error for\n{md}"),
+            Err(e) => e,
+        }
+    }
+
+    /// A short, offset-free description of a cell's kind.
+    fn kind(c: &Cell) -> String {
+        match &c.kind {
+            CellKind::Command { script } => format!("command {script:?}"),
+            CellKind::Transcript { steps, stdout_only } => format!(
+                "transcript{} {:?}",
+                if *stdout_only { " stdout" } else { "" },
+                steps
+                    .iter()
+                    .map(|s| format!("{}=>{}[{}]", s.command, s.expected, s.exit))
+                    .collect::<Vec<_>>()
+            ),
+            CellKind::File { content } => format!("file {content:?}"),
+            CellKind::Script {
+                interpreter,
+                program,
+            } => format!("script {interpreter} {program:?}"),
+            CellKind::Skipped { reason } => format!("skipped {reason}"),
+        }
+    }
+
+    fn summary(md: &str, run_all: bool) -> Vec<(String, String)> {
+        parse_with(md, run_all)
+            .unwrap_or_else(|e| panic!("{e}\n{md}"))
+            .cells
+            .iter()
+            .map(|c| (c.id.0.clone(), kind(c)))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn which_blocks_are_cells() {
+        // (markdown, run_all, [(id, kind)])
+        type Case = (&'static str, bool, Vec<(&'static str, &'static str)>);
+        let cases: Vec<Case> = vec![
+            // Docable annotations, with and without spaces.
+            (
+                "```bash | {type: 'command'}\nls\n```\n",
+                false,
+                vec![("cell-1", "command \"ls\\n\"")],
+            ),
+            (
+                "```bash|{type:'command'}\nls\n```\n",
+                false,
+                vec![("cell-1", "command \"ls\\n\"")],
+            ),
+            (
+                "```js | {type:'file',path:'id.js'}\nx()\n```\n",
+                false,
+                vec![("cell-1", "file \"x()\\n\"")],
+            ),
+            // YAML flow fallback.
+            (
+                "```bash | {type: command, timeout: 10s}\nls\n```\n",
+                false,
+                vec![("cell-1", "command \"ls\\n\"")],
+            ),
+            // Plain shell blocks are samples unless the notebook runs all of them.
+            ("```bash\nls\n```\n", false, vec![]),
+            (
+                "```bash\nls\n```\n",
+                true,
+                vec![("cell-1", "command \"ls\\n\"")],
+            ),
+            (
+                "```sh\nls\n```\n```shell\npwd\n```\n```zsh\nx\n```\n```\ny\n```\n",
+                true,
+                vec![
+                    ("cell-1", "command \"ls\\n\""),
+                    ("cell-2", "command \"pwd\\n\""),
+                ],
+            ),
+            (
+                "---\nlabrun: {run: all}\n---\n```bash\nls\n```\n",
+                false,
+                vec![("cell-1", "command \"ls\\n\"")],
+            ),
+            // Transcript languages.
+            (
+                "```console\n$ echo hi\nhi\n```\n",
+                false,
+                vec![("cell-1", "transcript [\"echo hi=>hi[0]\"]")],
+            ),
+            (
+                "```shell-session\n$ false\n[1]\n```\n```sh-session\n$ true\n```\n",
+                false,
+                vec![
+                    ("cell-1", "transcript [\"false=>[1]\"]"),
+                    ("cell-2", "transcript [\"true=>[0]\"]"),
+                ],
+            ),
+            // The workshop's `$ docker images` bash blocks read as transcripts when they run.
+            (
+                "```bash\n$ docker images\nREPOSITORY  TAG\n```\n",
+                true,
+                vec![(
+                    "cell-1",
+                    "transcript [\"docker images=>REPOSITORY  TAG[0]\"]",
+                )],
+            ),
+            (
+                "```bash | {type: 'command'}\n$ ls\na\n```\n",
+                false,
+                vec![("cell-1", "transcript [\"ls=>a[0]\"]")],
+            ),
+            // `type:` overrides the language.
+            (
+                "```console | {type: 'command'}\n$ ls\n```\n",
+                false,
+                vec![("cell-1", "command \"$ ls\\n\"")],
+            ),
+            (
+                "```text | {type: 'transcript'}\n$ ls\n```\n",
+                false,
+                vec![("cell-1", "transcript [\"ls=>[0]\"]")],
+            ),
+            // scrut: stdout only, its own configuration without `|`.
+            (
+                "```scrut\n$ echo a\na\n```\n",
+                false,
+                vec![("cell-1", "transcript stdout [\"echo a=>a[0]\"]")],
+            ),
+            (
+                "```scrut {timeout: 10s}\n$ echo a\na\n```\n",
+                false,
+                vec![("cell-1", "transcript stdout [\"echo a=>a[0]\"]")],
+            ),
+            // Scripts.
+            (
+                "```python | {type: 'script'}\nprint(1)\n```\n",
+                false,
+                vec![("cell-1", "script python \"print(1)\\n\"")],
+            ),
+            (
+                "```js | {type: 'script'}\nx\n```\n```ruby | {type: 'script'}\ny\n```\n",
+                false,
+                vec![
+                    ("cell-1", "script node \"x\\n\""),
+                    ("cell-2", "script ruby \"y\\n\""),
+                ],
+            ),
+            // Empty cells.
+            (
+                "```bash | {type: 'command'}\n```\n",
+                false,
+                vec![("cell-1", "command \"\"")],
+            ),
+            (
+                "```console\n```\n",
+                false,
+                vec![("cell-1", "transcript []")],
+            ),
+            // Skips.
+            (
+                "```bash | {skip: true}\nrm -rf /\n```\n",
+                false,
+                vec![("cell-1", "skipped skip: true")],
+            ),
+            (
+                "```bash ignore | {type: 'command'}\nx\n```\n",
+                false,
+                vec![("cell-1", "skipped ignore")],
+            ),
+            (
+                "```console ignore\n$ x\n```\n",
+                false,
+                vec![("cell-1", "skipped ignore")],
+            ),
+            ("```bash ignore\nx\n```\n", false, vec![]),
+            (
+                "```bash ignore\nx\n```\n",
+                true,
+                vec![("cell-1", "skipped ignore")],
+            ),
+            (
+                "```bash | {type: 'command', platform: 'win32'}\ndir\n```\n",
+                false,
+                vec![("cell-1", "skipped platform win32")],
+            ),
+            (
+                "```bash | {platform: 'darwin'}\nx\n```\n",
+                false,
+                vec![("cell-1", "skipped platform darwin")],
+            ),
+            (
+                "```bash | {platform: 'linux'}\nx\n```\n",
+                false,
+                vec![("cell-1", "command \"x\\n\"")],
+            ),
+            (
+                "```js | {type: 'quiz'}\nq\n```\n```x | {type: 'youtube', id: 'v1'}\n```\n",
+                false,
+                vec![
+                    ("cell-1", "skipped docable ui cell 'quiz'"),
+                    ("v1", "skipped docable ui cell 'youtube'"),
+                ],
+            ),
+            // Later features are inert when skipped.
+            (
+                "```diff | {type: 'edit', path: 'f', skip: true}\n-a\n+b\n```\n",
+                false,
+                vec![("cell-1", "skipped skip: true")],
+            ),
+        ];
+        for (md, run_all, want) in cases {
+            assert_eq!(summary(md, run_all), pairs(&want), "\n{md}");
+        }
+    }
+
+    /// A notebook in the reference workshop's style (written for this test): docable
+    /// annotations, unlabeled samples, `$ `-prefixed bash blocks, a block inside a list item.
+    const WORKSHOP: &str = "# Lab\n\nSome intro.\n\n```bash\ntool import https://example.org/lab\n```\n\n## Build a Box\n\nFirst:\n\n```bash | {type: 'command'}\nmkdir -p /srv/box\n```\n\n```bash | {type: 'command'}\ntouch /srv/box/ok\n```\n\n### Look around\n\n```\n$ ls /srv\n```\n\n```bash\n$ ls /srv/box\nok\n```\n\n* A point worth making, with code:\n\n  ```bash\n  mkdir -p /tmp/$nonce/x\n  mount -t tmpfs none /tmp/$nonce/x\n  ```\n\nDone.\n";
+
+    #[test]
+    fn a_workshop_reads() {
+        let marked = nb(WORKSHOP);
+        let ids: Vec<&str> = marked.cells.iter().map(|c| c.id.0.as_str()).collect();
+        assert_eq!(ids, vec!["build-a-box-1", "build-a-box-2"]);
+        assert!(marked.warnings.is_empty(), "{:?}", marked.warnings);
+        let all = parse_with(WORKSHOP, true).unwrap();
+        let got: Vec<(String, String)> = all
+            .cells
+            .iter()
+            .map(|c| (c.id.0.clone(), kind(c)))
+            .collect();
+        assert_eq!(
+            got,
+            pairs(&[
+                (
+                    "lab-1",
+                    "command \"tool import https://example.org/lab\\n\""
+                ),
+                ("build-a-box-1", "command \"mkdir -p /srv/box\\n\""),
+                ("build-a-box-2", "command \"touch /srv/box/ok\\n\""),
+                ("look-around-1", "transcript [\"ls /srv/box=>ok[0]\"]"),
+                (
+                    "look-around-2",
+                    "command \"mkdir -p /tmp/$nonce/x\\nmount -t tmpfs none /tmp/$nonce/x\\n\""
+                ),
+            ])
+        );
+        let indented = &all.cells[4];
+        assert_eq!(
+            (indented.indent, indented.prefix.as_str(), indented.line),
+            (2, "  ", 34)
+        );
+    }
+
+    #[test]
+    fn ids_from_headings() {
+        let md = "Intro text.\n\n```console\n$ a\n```\n\n# A Simple Container\n\n```console\n$ b\n```\n\n```console | {id: 'named'}\n$ c\n```\n\n```console\n$ d\n```\n\n## Example\n\n```console\n$ e\n```\n\n## Example\n\n```console\n$ f\n```\n";
+        let ids: Vec<String> = nb(md).cells.iter().map(|c| c.id.0.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "cell-1",
+                "a-simple-container-1",
+                "named",
+                "a-simple-container-3",
+                "example-1",
+                "example-1-1"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_are_errors() {
+        let e =
+            err("# T\n\n```console | {id: 'x'}\n$ a\n```\n\n```console | {id: 'x'}\n$ b\n```\n");
+        assert_eq!((e.line, e.column), (7, 15), "{e}");
+        assert!(
+            e.message
+                .contains("duplicate cell id 'x' (first used by the cell at line 3)"),
+            "{e}"
+        );
+        let e = err("# T\n\n```console | {id: 't-2'}\n$ a\n```\n\n```console\n$ b\n```\n");
+        assert_eq!((e.line, e.column), (7, 1), "{e}");
+        assert!(e.message.contains("'t-2'"), "{e}");
+    }
+
+    #[test]
+    fn output_blocks() {
+        let md = "# T\n\n```bash | {type: 'command'}\necho hi\n```\n\nIt prints:\n\n```output\nhi\nthere\n```\n\n```output\norphan\n```\n";
+        let n = nb(md);
+        let c = &n.cells[0];
+        let e = c.expected.as_ref().unwrap();
+        assert_eq!(e.text, "hi\nthere");
+        let ExpectedSource::OutputBlock {
+            block,
+            body,
+            fence,
+            indent,
+            prefix,
+        } = &e.source
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(&md[block.start..block.end], "```output\nhi\nthere\n```");
+        assert_eq!(&md[body.start..body.end], "hi\nthere\n");
+        assert_eq!(
+            (
+                block.line,
+                body.line,
+                fence.as_str(),
+                *indent,
+                prefix.as_str()
+            ),
+            (9, 10, "```", 0, "")
+        );
+        assert_eq!(n.warnings.len(), 1);
+        assert_eq!(n.warnings[0].line, 14);
+        assert!(n.warnings[0].message.contains("follows no cell"));
+
+        // An annotation type 'output' works too; an empty output block expects no output.
+        let n = nb("```bash | {type: 'command'}\ntrue\n```\n```text | {type: 'output'}\n```\n");
+        let e = n.cells[0].expected.as_ref().unwrap();
+        assert_eq!(e.text, "");
+        let ExpectedSource::OutputBlock { body, .. } = &e.source else {
+            panic!()
+        };
+        assert_eq!((body.start, body.end, body.line), (64, 64, 5));
+
+        // Only the next fenced block: a sample in between breaks the link.
+        let n = nb("```bash | {type: 'command'}\nx\n```\n```\nsample\n```\n```output\nx\n```\n");
+        assert!(n.cells[0].expected.is_none());
+        assert!(n.warnings[0].message.contains("follows no cell"));
+
+        // After a transcript the output block is ignored with a warning.
+        let n = nb("```console\n$ x\n```\n```output\nx\n```\n");
+        assert!(n.cells[0].expected.is_none());
+        assert!(n.warnings[0].message.contains("after a transcript"));
+    }
+
+    #[test]
+    fn expect_attribute_and_its_precedence() {
+        let n = nb("```bash | {type: 'command', expect: 'hi'}\necho hi\n```\n");
+        let e = n.cells[0].expected.as_ref().unwrap();
+        assert!(matches!(e.source, ExpectedSource::Attribute));
+        assert_eq!(e.text, "hi");
+        let n = nb("```bash | {expect: 'a'}\necho b\n```\n```output\nb\n```\n");
+        let e = n.cells[0].expected.as_ref().unwrap();
+        assert!(matches!(e.source, ExpectedSource::OutputBlock { .. }));
+        assert_eq!(e.text, "b");
+        assert!(
+            n.warnings[0]
+                .message
+                .contains("replaces the expect: attribute")
+        );
+        // A plain block: no inline expectation (a golden file is the planner's business).
+        assert!(
+            nb("```console | {type: 'command'}\nx\n```\n").cells[0]
+                .expected
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let cases = [
+            (
+                "# T\n\n```bash | {type: 'edit', path: 'f'}\nx\n```\n",
+                3,
+                12,
+                "cell type 'edit' is not supported yet",
+            ),
+            (
+                "```bash | {type: 'copy'}\nx\n```\n",
+                1,
+                12,
+                "cell type 'copy' is not supported yet",
+            ),
+            (
+                "```bash | {type: 'interactive'}\nx\n```\n",
+                1,
+                12,
+                "cell type 'interactive' is not supported yet",
+            ),
+            (
+                "```bash | {type: 'command', tty: true}\nx\n```\n",
+                1,
+                29,
+                "attribute 'tty' is not supported yet",
+            ),
+            (
+                "```bash | {serve: true}\nx\n```\n",
+                1,
+                12,
+                "attribute 'serve' is not supported yet",
+            ),
+            (
+                "```bash | {spawn: 'yes'}\nx\n```\n",
+                1,
+                12,
+                "attribute 'spawn' is not supported yet",
+            ),
+            (
+                "```bash | {type: 'comand'}\nx\n```\n",
+                1,
+                12,
+                "unknown cell type 'comand'",
+            ),
+            (
+                "```bash | {type:command}\nx\n```\n",
+                1,
+                12,
+                "key 'type:command' contains ':'",
+            ),
+            (
+                "x\n\n```bash | {type: 'command'\nx\n```\n",
+                3,
+                27,
+                "invalid annotation",
+            ),
+            (
+                "```js | {type: 'file'}\nx\n```\n",
+                1,
+                10,
+                "a file cell needs a 'path' attribute",
+            ),
+            (
+                "``` | {type: 'script'}\nx\n```\n",
+                1,
+                1,
+                "script cell needs a language",
+            ),
+            (
+                "```bash | {timeout: forever}\nx\n```\n",
+                1,
+                12,
+                "attribute 'timeout': invalid duration",
+            ),
+            (
+                "```console\noops\n$ x\n```\n",
+                2,
+                1,
+                "before its first '$ ' command",
+            ),
+            (
+                "- a\n\n  ```console\n  stray\n  ```\n",
+                4,
+                3,
+                "before its first '$ ' command",
+            ),
+            ("```bash | \nx\n```\n", 1, 10, "empty annotation"),
+        ];
+        for (md, line, column, message) in cases {
+            let e = err(md);
+            assert_eq!((e.line, e.column), (line, column), "{md}\n{e}");
+            assert!(e.message.contains(message), "{md}\n{e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("t.md:{line}:{column}: ")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unclosed_fences() {
+        // A cell: an error at the opening fence.
+        let e = err("# T\n\n```bash | {type: 'command'}\nls\n\nMore prose.\n");
+        assert_eq!((e.line, e.column), (3, 1));
+        assert!(e.message.starts_with("unclosed fence opened here"), "{e}");
+        let e = err("- item\n\n  ```console\n  $ x\n- next\n");
+        assert_eq!((e.line, e.column), (3, 3), "{e}");
+        // Not a cell: a warning, and the rest is code.
+        let n = nb("~~~\nsample\n\n```bash | {type: 'command'}\nls\n```\n");
+        assert!(n.cells.is_empty());
+        assert_eq!(n.warnings.len(), 1);
+        assert_eq!((n.warnings[0].line, n.warnings[0].column), (1, 1));
+        assert!(
+            n.warnings[0]
+                .message
+                .starts_with("unclosed fence opened here")
+        );
+    }
+
+    #[test]
+    fn unknown_attributes_warn() {
+        let n = nb("```bash | {type: 'command', colour: 'red'}\nx\n```\n");
+        assert_eq!(n.cells.len(), 1);
+        assert_eq!((n.warnings[0].line, n.warnings[0].column), (1, 29));
+        assert!(n.warnings[0].message.contains("unknown attribute 'colour'"));
+        let n = nb("```console | {exit: 1}\n$ false\n[1]\n```\n");
+        assert!(
+            n.warnings[0]
+                .message
+                .contains("'exit' does not apply to transcripts")
+        );
+    }
+
+    #[test]
+    fn nested_tilde_list_and_quote_fences() {
+        let md = "````bash | {type: 'command'}\ncat <<EOF\n```\nEOF\n````\n\n~~~console\n$ echo '```'\n```\n~~~\n\n1. step\n\n   ```console\n   $ ls\n   a\n   ```\n\n> ```console\n> $ pwd\n> /lab\n> ```\n";
+        let n = nb(md);
+        let got: Vec<(String, u32, usize, String, String)> = n
+            .cells
+            .iter()
+            .map(|c| (kind(c), c.line, c.indent, c.prefix.clone(), c.fence.clone()))
+            .collect();
+        let want = vec![
+            (
+                "command \"cat <<EOF\\n```\\nEOF\\n\"".to_owned(),
+                1,
+                0,
+                String::new(),
+                "````".to_owned(),
+            ),
+            (
+                "transcript [\"echo '```'=>```[0]\"]".to_owned(),
+                7,
+                0,
+                String::new(),
+                "~~~".to_owned(),
+            ),
+            (
+                "transcript [\"ls=>a[0]\"]".to_owned(),
+                14,
+                3,
+                "   ".to_owned(),
+                "```".to_owned(),
+            ),
+            (
+                "transcript [\"pwd=>/lab[0]\"]".to_owned(),
+                19,
+                2,
+                "> ".to_owned(),
+                "```".to_owned(),
+            ),
+        ];
+        assert_eq!(got, want);
+        // Step spans cover whole source lines, prefixes included.
+        let CellKind::Transcript { steps, .. } = &n.cells[3].kind else {
+            panic!()
+        };
+        let s = steps[0].expected_span;
+        assert_eq!((&md[s.start..s.end], s.line), ("> /lab\n", 21));
+        let CellKind::Transcript { steps, .. } = &n.cells[2].kind else {
+            panic!()
+        };
+        let s = steps[0].expected_span;
+        assert_eq!(&md[s.start..s.end], "   a\n");
+    }
+
+    #[test]
+    fn docable_setup_comment_without_front_matter() {
+        let md = "<!--\nsetup:\n  local: {}\n-->\n\n# T\n\n```bash | {type: 'command'}\nls\n```\n";
+        let n = nb(md);
+        assert_eq!(
+            n.settings.backend,
+            Some(crate::notebook::BackendKind::Container)
+        );
+        assert_eq!(n.settings.image.as_deref(), Some("host"));
+        assert_eq!(n.settings.line, 1);
+        // With front matter the comment is only a comment.
+        let n = nb(&format!("---\nlabrun: {{image: busybox}}\n---\n{md}"));
+        assert_eq!(n.settings.image.as_deref(), Some("busybox"));
+        assert_eq!(n.settings.backend, None);
+    }
+}

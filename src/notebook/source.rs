@@ -1,0 +1,223 @@
+//! Bytes to notebook text: UTF-8 validation, the byte-order mark, the line-ending style, and a
+//! line index that turns byte offsets into 1-based line:column positions.
+//!
+//! It never changes the text: spans index the text exactly as read, BOM and CRLF included.
+
+use super::model::{Diagnostic, LineEnding};
+
+/// The UTF-8 byte-order mark some editors write at the start of a file.
+const BOM: &str = "\u{feff}";
+
+/// A notebook's text as read, with what the rest of the parser needs to know about its bytes.
+#[derive(Debug)]
+pub struct Source {
+    pub text: String,
+    /// Bytes of the byte-order mark at the start (0 or 3); markdown starts after it.
+    pub bom: usize,
+    pub line_ending: LineEnding,
+    pub lines: LineIndex,
+}
+
+impl Source {
+    /// Validates `bytes` as UTF-8. An invalid byte is an error at its line:column.
+    pub fn decode(bytes: &[u8]) -> Result<Source, Diagnostic> {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(err) => {
+                // The prefix up to the first bad byte is valid, so positions can be computed on it.
+                let valid = &bytes[..err.valid_up_to()];
+                let valid = std::str::from_utf8(valid).unwrap_or_default();
+                let lines = LineIndex::new(valid, bom_len(valid));
+                let (line, column) = lines.position(valid, valid.len());
+                return Err(Diagnostic {
+                    line,
+                    column,
+                    message: format!(
+                        "invalid utf-8 (byte 0x{:02x}); notebooks must be utf-8 text",
+                        bytes[err.valid_up_to()]
+                    ),
+                });
+            }
+        };
+        let bom = bom_len(&text);
+        let line_ending = match text.find('\n') {
+            Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => LineEnding::Crlf,
+            _ => LineEnding::Lf,
+        };
+        let lines = LineIndex::new(&text, bom);
+        Ok(Source {
+            text,
+            bom,
+            line_ending,
+            lines,
+        })
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn position(&self, offset: usize) -> (u32, u32) {
+        self.lines.position(&self.text, offset)
+    }
+
+    /// A diagnostic at a byte offset.
+    pub fn diag(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = self.position(offset);
+        Diagnostic {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// Maps a position reported by a nested parser (YAML, JSON5) to the notebook.
+    ///
+    /// `base` is the byte offset where the nested text starts; `line` and `column` are 1-based
+    /// and relative to it, columns counted in characters as both parsers count them. Only the
+    /// first nested line is shifted by the base's column: later lines start at column 1.
+    pub fn nested_position(&self, base: usize, line: usize, column: usize) -> (u32, u32) {
+        let (base_line, base_column) = self.position(base);
+        let line = line.max(1);
+        let column = column.max(1);
+        let abs_line = (base_line as usize).saturating_add(line - 1);
+        let abs_column = if line == 1 {
+            (base_column as usize).saturating_add(column - 1)
+        } else {
+            column
+        };
+        (clamp_u32(abs_line), clamp_u32(abs_column))
+    }
+}
+
+fn bom_len(text: &str) -> usize {
+    if text.starts_with(BOM) { BOM.len() } else { 0 }
+}
+
+fn clamp_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Byte offsets of line starts. Lines end at `\n` (a `\r` before it belongs to the line ending),
+/// as pulldown-cmark reads them; a lone `\r` is not a line break.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+    len: usize,
+    bom: usize,
+}
+
+impl LineIndex {
+    pub fn new(text: &str, bom: usize) -> LineIndex {
+        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        starts.push(0);
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex {
+            starts,
+            len: text.len(),
+            bom,
+        }
+    }
+
+    /// Number of lines; a final line ending starts an empty last line.
+    pub fn count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// 0-based line of a byte offset (offsets past the end map to the last line).
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Byte offset where 0-based line `line` starts; the text's length past the last line.
+    pub fn start(&self, line: usize) -> usize {
+        self.starts.get(line).copied().unwrap_or(self.len)
+    }
+
+    /// Byte offset where the line after `line` starts: the end of `line` including its ending.
+    pub fn end(&self, line: usize) -> usize {
+        self.start(line + 1)
+    }
+
+    /// 1-based line and column of a byte offset. Columns count characters (a tab is one), and
+    /// the byte-order mark is not a column.
+    pub fn position(&self, text: &str, offset: usize) -> (u32, u32) {
+        let offset = offset.min(text.len());
+        let line = self.line_of(offset);
+        let mut start = self.start(line);
+        if line == 0 {
+            start = start.max(self.bom).min(offset);
+        }
+        let column = text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (clamp_u32(line + 1), clamp_u32(column + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_points_at_the_first_bad_byte() {
+        let cases: [(&[u8], u32, u32); 4] = [
+            (b"\xff", 1, 1),
+            (b"ab\xc3", 1, 3),
+            (b"line one\nh\xc3\xa9llo \xfe", 2, 7),
+            (b"\xef\xbb\xbfx\r\ny\r\nzz\x80", 3, 3),
+        ];
+        for (bytes, line, column) in cases {
+            let err = Source::decode(bytes).unwrap_err();
+            assert_eq!((err.line, err.column), (line, column), "{bytes:?}");
+            assert!(err.message.starts_with("invalid utf-8"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn bom_and_line_endings() {
+        let s = Source::decode(b"\xef\xbb\xbf# T\r\nx\n").unwrap();
+        assert_eq!(s.bom, 3);
+        assert_eq!(s.line_ending, LineEnding::Crlf);
+        assert_eq!(s.position(3), (1, 1), "the bom is not a column");
+        assert_eq!(s.position(5), (1, 3));
+        let s = Source::decode(b"a\nb\r\n").unwrap();
+        assert_eq!((s.bom, s.line_ending), (0, LineEnding::Lf));
+        assert_eq!(Source::decode(b"").unwrap().line_ending, LineEnding::Lf);
+    }
+
+    #[test]
+    fn positions() {
+        let text = "ab\ncd\r\n\u{e9}f\n";
+        let idx = LineIndex::new(text, 0);
+        let cases = [
+            (0, (1, 1)),
+            (2, (1, 3)),
+            (3, (2, 1)),
+            (5, (2, 3)),
+            (6, (2, 4)),
+            (7, (3, 1)),
+            (9, (3, 2)),
+            (11, (4, 1)),
+            (500, (4, 1)),
+        ];
+        for (offset, want) in cases {
+            assert_eq!(idx.position(text, offset), want, "offset {offset}");
+        }
+        assert_eq!(idx.count(), 4);
+        assert_eq!((idx.start(1), idx.end(1), idx.start(9)), (3, 7, text.len()));
+    }
+
+    #[test]
+    fn nested_positions_shift_only_the_first_line() {
+        let s = Source::decode(b"# x\n```bash | {a: 1}\n").unwrap();
+        let base = s.text.find('{').unwrap();
+        assert_eq!(s.nested_position(base, 1, 1), (2, 11));
+        assert_eq!(s.nested_position(base, 1, 4), (2, 14));
+        assert_eq!(s.nested_position(base, 2, 4), (3, 4));
+    }
+}
