@@ -505,3 +505,38 @@ rm -rf /
         }
     }
 }
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    #[test]
+    fn pathological_markdown_is_bounded() {
+        let n = 50_000;
+        let cases = [
+            format!("{}```console\n$ x\n```\n", "> ".repeat(n)),
+            format!("{}```console\n$ x\n```\n", "- ".repeat(n)),
+            format!("{}```console\n$ x\n```\n", "1. ".repeat(n)),
+            "[".repeat(n * 2),
+            "*a ".repeat(n * 2),
+            "<!--".repeat(n),
+            format!("```bash | {{a: {}}}\nx\n```\n", "[".repeat(2000)),
+            "```\n".repeat(n),
+            "#".repeat(n) + " heading\n",
+            format!("---\nlabrun:\n{}\n---\n", "  - ".repeat(5000)),
+        ];
+        for md in cases {
+            let start = std::time::Instant::now();
+            let _ = parse(
+                Path::new("h.md"),
+                md.as_bytes(),
+                &ParseOptions { run_all: true },
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{}...",
+                &md[..40.min(md.len())]
+            );
+        }
+    }
+}
