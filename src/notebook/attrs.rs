@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::annotation::Syntax;
 use super::model::{Attrs, Diagnostic, ExitRule, Stream};
 use super::value::Value;
 use crate::units::parse_duration;
@@ -27,6 +28,8 @@ pub struct CellAttrs {
     /// The keys written, in order.
     pub written: Vec<String>,
     pub warnings: Vec<Diagnostic>,
+    /// How the annotation was written, to find a value's bytes in it again.
+    pub syntax: Option<Syntax>,
 }
 
 impl CellAttrs {
@@ -355,7 +358,7 @@ mod tests {
 
     /// Reads an annotation the way `cells.rs` does, positions as columns on line 1.
     fn attrs(text: &str) -> Result<CellAttrs, Diagnostic> {
-        let entries = annotation::parse(text).expect("annotation parses");
+        let entries = annotation::parse(text).expect("annotation parses").entries;
         read(&entries, &|key| {
             (1, annotation::find_key(text, key).unwrap_or(1) as u32)
         })

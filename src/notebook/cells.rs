@@ -187,7 +187,7 @@ fn role(info: &Info, ann: Option<CellAttrs>, run_all: bool) -> Role {
 }
 
 fn read_annotation(src: &Source, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
-    let entries = annotation::parse(text).map_err(|e| {
+    let parsed = annotation::parse(text).map_err(|e| {
         let (line, column) = src.nested_position(at, 1, e.column);
         Diagnostic {
             line,
@@ -195,7 +195,11 @@ fn read_annotation(src: &Source, text: &str, at: usize) -> Result<CellAttrs, Dia
             message: e.message,
         }
     })?;
-    attrs::read(&entries, &|key: &str| key_position(src, text, at, key))
+    let mut attrs = attrs::read(&parsed.entries, &|key: &str| {
+        key_position(src, text, at, key)
+    })?;
+    attrs.syntax = Some(parsed.syntax);
+    Ok(attrs)
 }
 
 /// Where `key` is written in an annotation at byte `at` (its start when not found).
@@ -205,6 +209,17 @@ fn key_position(src: &Source, text: &str, at: usize, key: &str) -> Pos {
 }
 
 impl Info {
+    /// The bytes of top-level `key`'s value literal in this block's annotation.
+    fn value_span(&self, key: &str, syntax: Option<annotation::Syntax>, line: u32) -> Option<Span> {
+        let (text, at) = self.annotation.as_ref()?;
+        let range = annotation::value_span(text, syntax?, key)?;
+        Some(Span {
+            start: at + range.start,
+            end: at + range.end,
+            line,
+        })
+    }
+
     /// Where `key` is written in this block's annotation, or `fallback` without one.
     fn key_position(&self, src: &Source, key: &str, fallback: Pos) -> Pos {
         match &self.annotation {
@@ -317,6 +332,7 @@ fn output_block(
             prefix: body.prefix,
         },
         text,
+        attribute_value: None,
     });
     Ok(())
 }
@@ -426,6 +442,7 @@ fn cell(
         (_, Some(text)) => Some(Expected {
             source: ExpectedSource::Attribute,
             text: text.clone(),
+            attribute_value: info.value_span("expect", ann.syntax, f.line),
         }),
     };
 
@@ -883,10 +900,16 @@ mod tests {
 
     #[test]
     fn expect_attribute_and_its_precedence() {
-        let n = nb("```bash | {type: 'command', expect: 'hi'}\necho hi\n```\n");
+        let md = "# T\n\n```bash | {type: 'command', expect: 'hi'}\necho hi\n```\n";
+        let n = nb(md);
         let e = n.cells[0].expected.as_ref().unwrap();
         assert!(matches!(e.source, ExpectedSource::Attribute));
         assert_eq!(e.text, "hi");
+        let v = e.attribute_value.unwrap();
+        assert_eq!((&md[v.start..v.end], v.line), ("'hi'", 3));
+        let n = nb("```bash | {expect: [a, b]}\necho a; echo b\n```\n");
+        let e = n.cells[0].expected.as_ref().unwrap();
+        assert_eq!((e.text.as_str(), e.attribute_value), ("a\nb", None));
         let n = nb("```bash | {expect: 'a'}\necho b\n```\n```output\nb\n```\n");
         let e = n.cells[0].expected.as_ref().unwrap();
         assert!(matches!(e.source, ExpectedSource::OutputBlock { .. }));

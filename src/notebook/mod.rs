@@ -291,6 +291,7 @@ rm -rf /
         let Some(Expected {
             source: ExpectedSource::OutputBlock { body, .. },
             text,
+            ..
         }) = &prep.expected
         else {
             panic!("{:?}", prep.expected)
