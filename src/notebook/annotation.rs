@@ -16,6 +16,20 @@ const LIMITS: Limits = Limits {
     depth: 16,
 };
 
+/// Which reading of the text succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Json5,
+    YamlFlow,
+}
+
+/// A parsed annotation: its entries in the order written, and how it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotation {
+    pub entries: Vec<(String, Value)>,
+    pub syntax: Syntax,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnotationError {
     /// 1-based character column inside the annotation text.
@@ -31,7 +45,7 @@ fn error(column: usize, message: impl Into<String>) -> AnnotationError {
 }
 
 /// Parses an annotation into its entries, in the order written.
-pub fn parse(text: &str) -> Result<Vec<(String, Value)>, AnnotationError> {
+pub fn parse(text: &str) -> Result<Annotation, AnnotationError> {
     if text.len() > MAX_LEN {
         return Err(error(1, "annotation is larger than 4 KiB"));
     }
@@ -44,8 +58,8 @@ pub fn parse(text: &str) -> Result<Vec<(String, Value)>, AnnotationError> {
             "annotation must be a mapping in braces, like {type: 'command'}",
         ));
     }
-    let value = match value::from_json5(text, LIMITS) {
-        Ok(v) => v,
+    let (value, syntax) = match value::from_json5(text, LIMITS) {
+        Ok(v) => (v, Syntax::Json5),
         Err(json5_err) => {
             // json5 places "EOF parsing object" at the object's start: the end is more useful.
             let end = text.chars().count() + 1;
@@ -57,7 +71,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, Value)>, AnnotationError> {
                 _ => end,
             };
             match value::from_yaml(text, LIMITS) {
-                Ok(v) => v,
+                Ok(v) => (v, Syntax::YamlFlow),
                 Err(yaml_err) => {
                     // Report whichever parser got further: it is the one the author meant.
                     let yaml_column = yaml_err.location().map_or(1, |l| {
@@ -81,7 +95,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, Value)>, AnnotationError> {
         ));
     };
     check_keys(text, &entries)?;
-    Ok(entries)
+    Ok(Annotation { entries, syntax })
 }
 
 /// A key with a colon is almost always `{type:command}` read by YAML as one key: say so.
@@ -89,11 +103,11 @@ fn check_keys(text: &str, entries: &[(String, Value)]) -> Result<(), AnnotationE
     for (key, value) in entries {
         if let Some((k, v)) = key.split_once(':') {
             return Err(error(
-                find_key_position(text, |rest| {
+                find_key_byte(text, false, |rest| {
                     rest.trim_start_matches(['\'', '"'])
                         .starts_with(key.as_str())
                 })
-                .unwrap_or(1),
+                .map_or(1, |i| column_of(text, i)),
                 format!("key '{key}' contains ':'; write '{k}: {v}' with a space after the colon"),
             ));
         }
@@ -105,21 +119,25 @@ fn check_keys(text: &str, entries: &[(String, Value)]) -> Result<(), AnnotationE
 }
 
 /// 1-based character column of `key` where it is written as a key (`key:`, `'key' :`), if it is.
-///
-/// A small scan, not a parse: a key starts after `{` or `,` outside quotes, so the same word
-/// inside a string value is never taken for it.
 pub fn find_key(text: &str, key: &str) -> Option<usize> {
     if key.is_empty() {
         return None;
     }
-    find_key_position(text, |rest| key_at(rest, key))
+    find_key_byte(text, false, |rest| key_at(rest, key)).map(|i| column_of(text, i))
 }
 
-/// Column of the first key position (after `{` or `,`, outside quotes) where `matches` holds.
-fn find_key_position(text: &str, matches: impl Fn(&str) -> bool) -> Option<usize> {
+fn column_of(text: &str, byte: usize) -> usize {
+    text.get(..byte).map_or(1, |t| t.chars().count() + 1)
+}
+
+/// Byte offset of the first key position where `matches` holds: after `{` or `,` outside
+/// quotes, at the top level of the mapping only when `top_level`. A small scan, not a parse,
+/// so the same word inside a string value is never taken for a key.
+fn find_key_byte(text: &str, top_level: bool, matches: impl Fn(&str) -> bool) -> Option<usize> {
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut expect_key = false;
+    let mut depth = 0usize;
     for (i, c) in text.char_indices() {
         if let Some(q) = quote {
             if escaped {
@@ -133,17 +151,65 @@ fn find_key_position(text: &str, matches: impl Fn(&str) -> bool) -> Option<usize
         }
         if expect_key && !c.is_whitespace() {
             expect_key = false;
-            if matches(&text[i..]) {
-                return Some(text[..i].chars().count() + 1);
+            if (!top_level || depth == 1) && matches(&text[i..]) {
+                return Some(i);
             }
         }
         match c {
-            '{' | ',' => expect_key = true,
+            '{' | '[' => {
+                depth += 1;
+                expect_key = c == '{';
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            ',' => expect_key = true,
             '\'' | '"' => quote = Some(c),
             _ => {}
         }
     }
     None
+}
+
+/// Byte range of the literal written for top-level `key` (a quoted string with its quotes, or
+/// a plain YAML scalar), so `--update` can replace exactly it. `None` for a list or mapping.
+pub fn value_span(text: &str, syntax: Syntax, key: &str) -> Option<std::ops::Range<usize>> {
+    let at = find_key_byte(text, true, |rest| key_at(rest, key))?;
+    let quoted = matches!(text[at..].chars().next(), Some('\'' | '"'));
+    let after_key = at + key.len() + if quoted { 2 } else { 0 };
+    let rest = &text[after_key..];
+    let colon = rest.find(':')?;
+    let value = rest[colon + 1..].trim_start_matches([' ', '\t']);
+    let start = text.len() - value.len();
+    let mut chars = value.char_indices();
+    let len = match chars.next()? {
+        (_, q @ ('\'' | '"')) => {
+            // JSON5 and YAML double quotes escape with a backslash; YAML single quotes by
+            // doubling the quote.
+            let backslash = syntax == Syntax::Json5 || q == '"';
+            let mut end = None;
+            let mut escaped = false;
+            let mut chars = chars.peekable();
+            while let Some((i, c)) = chars.next() {
+                if escaped {
+                    escaped = false;
+                } else if backslash && c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    if !backslash && chars.peek().is_some_and(|&(_, n)| n == q) {
+                        chars.next();
+                        continue;
+                    }
+                    end = Some(i + 1);
+                    break;
+                }
+            }
+            end?
+        }
+        (_, '[' | '{') => return None,
+        _ => value
+            .find([',', '}'])
+            .map_or(value.len(), |i| value[..i].trim_end().len()),
+    };
+    (len > 0).then_some(start..start + len)
 }
 
 /// Whether `rest` starts with `key` (bare or quoted) followed by a colon.
@@ -210,7 +276,9 @@ mod tests {
             ("{skip: true,}", vec![("skip", Value::Bool(true))]),
         ];
         for (text, want) in cases {
-            let got = parse(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            let got = parse(text)
+                .unwrap_or_else(|e| panic!("{text}: {e:?}"))
+                .entries;
             let want: Vec<(String, Value)> =
                 want.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(got, want, "{text}");
@@ -252,6 +320,46 @@ mod tests {
         let text = format!("{{a: &a [{items}], b: [{refs}]}}");
         let err = parse(&text).unwrap_err();
         assert!(err.message.contains("too much data"), "{err:?}");
+    }
+
+    #[test]
+    fn syntax_is_reported() {
+        assert_eq!(parse("{type:'x'}").unwrap().syntax, Syntax::Json5);
+        assert_eq!(parse("{type: x}").unwrap().syntax, Syntax::YamlFlow);
+    }
+
+    #[test]
+    fn value_spans_cover_the_literal() {
+        let cases = [
+            ("{type: 'command', expect: 'hi'}", "expect", Some("'hi'")),
+            (
+                "{expect:\"a \\\"b\\\" c\", x: 1}",
+                "expect",
+                Some("\"a \\\"b\\\" c\""),
+            ),
+            (
+                "{expect: 'it''s', type: command}",
+                "expect",
+                Some("'it''s'"),
+            ),
+            (
+                "{expect: plain words , x: 1}",
+                "expect",
+                Some("plain words"),
+            ),
+            (
+                "{env: {expect: 'no'}, expect: 'yes'}",
+                "expect",
+                Some("'yes'"),
+            ),
+            ("{expect: [a, b]}", "expect", None),
+            ("{hint: 'expect: x'}", "expect", None),
+        ];
+        for (text, key, want) in cases {
+            let syntax = parse(text).unwrap().syntax;
+            let got = value_span(text, syntax, key).map(|r| &text[r]);
+            assert_eq!(got, want, "{text}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::annotation::Syntax;
 use super::model::{Attrs, Diagnostic, ExitRule, Stream};
 use super::value::Value;
 use crate::units::parse_duration;
@@ -14,21 +15,34 @@ use crate::units::parse_duration;
 const ACCEPTED_KEYS: &[&str] = &["wait_for", "prompt", "title"];
 
 /// Attributes read from an annotation, with what `cells.rs` needs to decide the cell's kind.
-#[derive(Debug, Clone)]
+///
+/// Positions are not kept: finding a key in the annotation costs a scan, so `cells.rs` does it
+/// only for the keys a diagnostic names.
+#[derive(Debug, Clone, Default)]
 pub struct CellAttrs {
     pub attrs: Attrs,
-    /// `type:` as written, with its position.
-    pub cell_type: Option<(String, Pos)>,
+    /// `type:` as written.
+    pub cell_type: Option<String>,
     /// `spawn` or `serve` when set (background cells come in a later release).
-    pub background: Option<(&'static str, Pos)>,
-    /// Keys that were written, with their positions, for "does not apply" warnings.
-    pub written: Vec<(String, Pos)>,
+    pub background: Option<&'static str>,
+    /// The keys written, in order.
+    pub written: Vec<String>,
     pub warnings: Vec<Diagnostic>,
+    /// How the annotation was written, to find a value's bytes in it again.
+    pub syntax: Option<Syntax>,
 }
 
 impl CellAttrs {
-    pub fn position_of(&self, key: &str) -> Option<Pos> {
-        self.written.iter().find(|(k, _)| k == key).map(|(_, p)| *p)
+    /// A cell without an annotation: every attribute at its default.
+    pub fn none() -> CellAttrs {
+        CellAttrs {
+            attrs: defaults(),
+            ..CellAttrs::default()
+        }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.written.iter().any(|k| k == key)
     }
 }
 
@@ -43,34 +57,38 @@ pub fn defaults() -> Attrs {
     }
 }
 
-/// Reads `entries`; `at` gives the notebook position of a key.
+/// Reads `entries`; `at` gives the notebook position of a key (asked only for diagnostics).
 pub fn read(
     entries: &[(String, Value)],
     at: &dyn Fn(&str) -> Pos,
 ) -> Result<CellAttrs, Diagnostic> {
     let mut out = CellAttrs {
-        attrs: defaults(),
-        cell_type: None,
-        background: None,
         written: Vec::with_capacity(entries.len()),
-        warnings: Vec::new(),
+        ..CellAttrs::none()
     };
     for (key, value) in entries {
-        let pos = at(key);
-        out.written.push((key.clone(), pos));
-        read_one(&mut out, key, value, pos).map_err(|message| Diagnostic {
-            line: pos.0,
-            column: pos.1,
-            message: format!("attribute '{key}': {message}"),
+        out.written.push(key.clone());
+        read_one(&mut out, key, value, at).map_err(|message| {
+            let (line, column) = at(key);
+            Diagnostic {
+                line,
+                column,
+                message: format!("attribute '{key}': {message}"),
+            }
         })?;
     }
     Ok(out)
 }
 
-fn read_one(out: &mut CellAttrs, key: &str, value: &Value, pos: Pos) -> Result<(), String> {
+fn read_one(
+    out: &mut CellAttrs,
+    key: &str,
+    value: &Value,
+    at: &dyn Fn(&str) -> Pos,
+) -> Result<(), String> {
     let a = &mut out.attrs;
     match key {
-        "type" => out.cell_type = Some((text(value)?, pos)),
+        "type" => out.cell_type = Some(text(value)?),
         "id" => a.id = Some(cell_id(value)?),
         "timeout" => a.timeout = Some(duration(value)?),
         "exit" => a.exit = exit_rule(value)?,
@@ -97,15 +115,18 @@ fn read_one(out: &mut CellAttrs, key: &str, value: &Value, pos: Pos) -> Result<(
         "spawn" | "serve" => {
             let name = if key == "spawn" { "spawn" } else { "serve" };
             if !matches!(value, Value::Bool(false) | Value::Null) {
-                out.background = Some((name, pos));
+                out.background = Some(name);
             }
         }
         k if ACCEPTED_KEYS.contains(&k) => {}
-        _ => out.warnings.push(Diagnostic {
-            line: pos.0,
-            column: pos.1,
-            message: format!("unknown attribute '{key}'; ignored"),
-        }),
+        _ => {
+            let (line, column) = at(key);
+            out.warnings.push(Diagnostic {
+                line,
+                column,
+                message: format!("unknown attribute '{key}'; ignored"),
+            });
+        }
     }
     Ok(())
 }
@@ -337,7 +358,7 @@ mod tests {
 
     /// Reads an annotation the way `cells.rs` does, positions as columns on line 1.
     fn attrs(text: &str) -> Result<CellAttrs, Diagnostic> {
-        let entries = annotation::parse(text).expect("annotation parses");
+        let entries = annotation::parse(text).expect("annotation parses").entries;
         read(&entries, &|key| {
             (1, annotation::find_key(text, key).unwrap_or(1) as u32)
         })
@@ -355,7 +376,8 @@ mod tests {
     fn reads_typed_values() {
         let c = attrs("{type: 'command', id: build-1, timeout: 10s, exit: [0, 2], stream: stderr, env: {A: 1, B: x}, privileged: true, points: 2.5, record: false, variables: 'a, b', hint: 42}").unwrap();
         let a = &c.attrs;
-        assert_eq!(c.cell_type.as_ref().map(|t| t.0.as_str()), Some("command"));
+        assert_eq!(c.cell_type.as_deref(), Some("command"));
+        assert!(c.has("env") && !c.has("tty"));
         assert_eq!(a.id.as_deref(), Some("build-1"));
         assert_eq!(a.timeout, Some(Duration::from_secs(10)));
         assert_eq!(a.exit, ExitRule::OneOf(vec![0, 2]));
@@ -468,7 +490,7 @@ mod tests {
     #[test]
     fn background_and_docable_stream() {
         let c = attrs("{serve: true, stream: true}").unwrap();
-        assert_eq!(c.background, Some(("serve", (1, 2))));
+        assert_eq!(c.background, Some("serve"));
         assert_eq!(c.attrs.stream, Stream::Both);
         assert_eq!(attrs("{spawn: false}").unwrap().background, None);
     }

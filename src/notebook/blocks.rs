@@ -15,7 +15,7 @@ use super::transcript::BodyLine;
 
 /// A fenced code block as written.
 #[derive(Debug, Clone)]
-pub struct Fenced {
+pub struct Fenced<'a> {
     /// From the opening fence's first character to the closing fence's last (to the end of the
     /// block's container when unclosed).
     pub block: Range<usize>,
@@ -31,11 +31,24 @@ pub struct Fenced {
     pub info: Range<usize>,
     /// Whole source lines between the fences (empty, at the closing fence's line, when none).
     pub body: Span,
+    pub closed: bool,
+    /// pulldown-cmark's text of the body, piece by piece, with the source range of each.
+    pieces: Pieces<'a>,
+    /// Start of the block's last line, where the closing fence is when `closed`.
+    last_line_start: usize,
+}
+
+/// pulldown-cmark's text events inside a code block, with their source ranges.
+type Pieces<'a> = Vec<(CowStr<'a>, Range<usize>)>;
+
+/// A block's body, read out of its pieces (only for cells and output blocks: it allocates).
+#[derive(Debug, Clone)]
+pub struct Body {
     pub lines: Vec<BodyLine>,
     /// The body with container prefixes removed and CRLF turned into LF.
     pub text: String,
+    /// What each line carries before its content (list indentation, `> `).
     pub prefix: String,
-    pub closed: bool,
 }
 
 /// An HTML comment block: `<!--` at `start`, its text between the markers at `inner`.
@@ -46,35 +59,35 @@ pub struct Comment {
 }
 
 #[derive(Debug, Clone)]
-pub enum Item {
+pub enum Item<'a> {
     /// A heading's plain text.
     Heading(String),
-    Fenced(Fenced),
+    Fenced(Fenced<'a>),
 }
 
-#[derive(Debug, Default)]
-pub struct Scan {
-    pub items: Vec<Item>,
-    pub first_comment: Option<Comment>,
-}
-
-/// Walks the markdown from byte `from` (after any front matter) to the end.
-pub fn scan(src: &Source, from: usize) -> Scan {
+/// Walks the markdown from byte `from` (after any front matter) to the end, handing each
+/// heading and fenced block to `visit` as it is found; stops at the first error `visit`
+/// returns. Returns the first HTML comment.
+pub fn scan<'a, E>(
+    src: &'a Source,
+    from: usize,
+    mut visit: impl FnMut(Item<'a>) -> Result<(), E>,
+) -> Result<Option<Comment>, E> {
     let markdown = &src.text[from..];
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS;
-    let mut out = Scan::default();
+    let mut first_comment = None;
     let mut heading: Option<String> = None;
-    let mut code: Option<(Range<usize>, Vec<(CowStr<'_>, Range<usize>)>)> = None;
+    let mut code: Option<(Range<usize>, Pieces<'_>)> = None;
     for (event, range) in Parser::new_ext(markdown, options).into_offset_iter() {
         let range = range.start + from..range.end + from;
         match event {
             Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
             Event::End(TagEnd::Heading(_)) => {
                 if let Some(text) = heading.take() {
-                    out.items.push(Item::Heading(text));
+                    visit(Item::Heading(text))?;
                 }
             }
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_))) => {
@@ -82,7 +95,7 @@ pub fn scan(src: &Source, from: usize) -> Scan {
             }
             Event::End(TagEnd::CodeBlock) => {
                 if let Some((block, pieces)) = code.take() {
-                    out.items.push(Item::Fenced(fenced(src, block, &pieces)));
+                    visit(Item::Fenced(fenced(src, block, pieces)))?;
                 }
             }
             Event::Text(text) | Event::Code(text) => {
@@ -92,13 +105,13 @@ pub fn scan(src: &Source, from: usize) -> Scan {
                     h.push_str(&text);
                 }
             }
-            Event::Start(Tag::HtmlBlock) if out.first_comment.is_none() => {
-                out.first_comment = comment(src, range);
+            Event::Start(Tag::HtmlBlock) if first_comment.is_none() => {
+                first_comment = comment(src, range);
             }
             _ => {}
         }
     }
-    out
+    Ok(first_comment)
 }
 
 fn comment(src: &Source, range: Range<usize>) -> Option<Comment> {
@@ -111,7 +124,7 @@ fn comment(src: &Source, range: Range<usize>) -> Option<Comment> {
     Some(Comment { start, inner })
 }
 
-fn fenced(src: &Source, block: Range<usize>, pieces: &[(CowStr<'_>, Range<usize>)]) -> Fenced {
+fn fenced<'a>(src: &Source, block: Range<usize>, pieces: Pieces<'a>) -> Fenced<'a> {
     let text = &src.text;
     let idx = &src.lines;
     let open_line = idx.line_of(block.start);
@@ -135,100 +148,26 @@ fn fenced(src: &Source, block: Range<usize>, pieces: &[(CowStr<'_>, Range<usize>
 
     let indent = columns(&text[line_start..block.start]);
 
-    // Body lines, mapped to their source lines.
-    let mut lines: Vec<BodyLine> = Vec::new();
-    let mut body_text = String::new();
-    let mut prefix: Option<String> = None;
-    let mut at_line_start = true;
-    for (piece, range) in pieces {
-        let base_line = idx.line_of(range.start);
-        let verbatim = piece.len() == range.len();
-        let mut newlines = 0;
-        let mut k = 0;
-        for segment in piece.split_inclusive('\n') {
-            if segment.is_empty() {
-                continue;
-            }
-            if at_line_start {
-                let src_line = base_line + newlines;
-                let text_offset = if k == 0 {
-                    Some(range.start)
-                } else if verbatim {
-                    Some(range.start + k)
-                } else {
-                    None
-                };
-                let text_offset = text_offset.unwrap_or(idx.start(src_line));
-                let content = segment.trim_end_matches('\n');
-                // A blank line's piece may sit on its `\r\n`: column 1 says more.
-                let column = if content.trim().is_empty() {
-                    1
-                } else {
-                    src.position(text_offset).1
-                };
-                lines.push(BodyLine {
-                    text: String::new(),
-                    line: u32::try_from(src_line + 1).unwrap_or(u32::MAX),
-                    column,
-                    start: idx.start(src_line),
-                    end: idx.end(src_line),
-                });
-                at_line_start = false;
-                if prefix.is_none() && !content.trim().is_empty() && text_offset <= text.len() {
-                    let line_start = idx.start(src_line).min(text_offset);
-                    prefix = text.get(line_start..text_offset).map(String::from);
-                }
-            }
-            let (content, ends) = match segment.strip_suffix('\n') {
-                Some(c) => (c, true),
-                None => (segment, false),
-            };
-            let content = content.strip_suffix('\r').unwrap_or(content);
-            if let Some(last) = lines.last_mut() {
-                last.text.push_str(content);
-            }
-            body_text.push_str(content);
-            if ends {
-                body_text.push('\n');
-                newlines += 1;
-                at_line_start = true;
-            }
-            k += segment.len();
-        }
-    }
-
     // Closed when the block's last line is a fence of at least the opening's length, and is
     // not a body line (pulldown-cmark runs an unclosed block to the end of its container).
     let last_line = idx.line_of(block.end.saturating_sub(1).max(block.start));
     let last_line_start = idx.start(last_line);
-    let last_is_body = lines.last().is_some_and(|l| l.start >= last_line_start);
+    let last_is_body = pieces.last().is_some_and(|(_, r)| r.end > last_line_start);
     let closing = text[last_line_start.max(block.start)..block.end].trim_end();
     let run = closing.len() - closing.trim_end_matches(fence_char).len();
     let closed = last_line != open_line && !last_is_body && run >= fence_len;
 
     let body_start = idx.start(open_line + 1).min(block.end);
-    let body = if closed {
-        Span {
-            start: body_start,
-            end: last_line_start,
-            line: u32::try_from(open_line + 2).unwrap_or(u32::MAX),
-        }
-    } else {
-        Span {
-            start: body_start,
-            end: block.end.max(body_start),
-            line: u32::try_from(open_line + 2).unwrap_or(u32::MAX),
-        }
-    };
-
-    let prefix = prefix.unwrap_or_else(|| {
-        if closed {
-            let run_start = last_line_start.max(block.start) + closing.len() - run;
-            text[last_line_start..run_start].to_owned()
+    let body_line = u32::try_from(open_line + 2).unwrap_or(u32::MAX);
+    let body = Span {
+        start: body_start,
+        end: if closed {
+            last_line_start
         } else {
-            " ".repeat(indent)
-        }
-    });
+            block.end.max(body_start)
+        },
+        line: body_line,
+    };
 
     Fenced {
         block,
@@ -238,10 +177,108 @@ fn fenced(src: &Source, block: Range<usize>, pieces: &[(CowStr<'_>, Range<usize>
         indent,
         info,
         body,
-        lines,
-        text: body_text,
-        prefix,
         closed,
+        pieces,
+        last_line_start,
+    }
+}
+
+impl Fenced<'_> {
+    /// Reads the body's text and line prefix out of pulldown-cmark's pieces, and its lines
+    /// when `with_lines` (a transcript needs them; they cost an allocation each).
+    pub fn read_body(&self, src: &Source, with_lines: bool) -> Body {
+        let text = &src.text;
+        let idx = &src.lines;
+        let mut lines: Vec<BodyLine> = Vec::new();
+        let mut body_text = String::with_capacity(self.body.end - self.body.start);
+        let mut prefix: Option<String> = None;
+        let mut at_line_start = true;
+        for (piece, range) in &self.pieces {
+            let base_line = if with_lines || prefix.is_none() {
+                idx.line_of(range.start)
+            } else {
+                0
+            };
+            let verbatim = piece.len() == range.len();
+            let mut newlines = 0;
+            let mut k = 0;
+            for segment in piece.split_inclusive('\n') {
+                if at_line_start && (with_lines || prefix.is_none()) {
+                    let src_line = base_line + newlines;
+                    let line_start = idx.start(src_line);
+                    // Where the line's text starts in the source, when that is known exactly.
+                    let text_offset = if k == 0 {
+                        range.start
+                    } else if verbatim {
+                        range.start + k
+                    } else {
+                        line_start
+                    };
+                    let content = segment.trim_end_matches('\n');
+                    let blank = content.trim().is_empty();
+                    if prefix.is_none() && !blank {
+                        prefix = text
+                            .get(line_start.min(text_offset)..text_offset)
+                            .map(String::from);
+                    }
+                    if with_lines {
+                        // A blank line's piece may sit on its `\r\n`: column 1 says more.
+                        let from = if src_line == 0 {
+                            line_start.max(src.bom)
+                        } else {
+                            line_start
+                        };
+                        let column = match text.get(from..text_offset) {
+                            Some(before) if !blank => before.chars().count() + 1,
+                            _ => 1,
+                        };
+                        lines.push(BodyLine {
+                            text: String::new(),
+                            line: u32::try_from(src_line + 1).unwrap_or(u32::MAX),
+                            column: u32::try_from(column).unwrap_or(u32::MAX),
+                            start: line_start,
+                            end: idx.end(src_line),
+                        });
+                    }
+                }
+                at_line_start = false;
+                let (content, ends) = match segment.strip_suffix('\n') {
+                    Some(c) => (c, true),
+                    None => (segment, false),
+                };
+                let content = content.strip_suffix('\r').unwrap_or(content);
+                if with_lines {
+                    if let Some(last) = lines.last_mut() {
+                        last.text.push_str(content);
+                    }
+                }
+                body_text.push_str(content);
+                if ends {
+                    body_text.push('\n');
+                    newlines += 1;
+                    at_line_start = true;
+                }
+                k += segment.len();
+            }
+        }
+        let prefix = prefix.unwrap_or_else(|| self.fallback_prefix(text));
+        Body {
+            lines,
+            text: body_text,
+            prefix,
+        }
+    }
+
+    /// With no body line to learn from: the closing fence's line up to the fence.
+    fn fallback_prefix(&self, text: &str) -> String {
+        if !self.closed {
+            return " ".repeat(self.indent);
+        }
+        let from = self.last_line_start.max(self.block.start);
+        let closing = text[from..self.block.end].trim_end();
+        let fence_char = self.fence.chars().next().unwrap_or('`');
+        let run_start = from + closing.trim_end_matches(fence_char).len();
+        text[self.last_line_start..run_start].to_owned()
     }
 }
 
@@ -260,29 +297,43 @@ fn columns(text: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn blocks(md: &str) -> Vec<Fenced> {
-        let src = Source::decode(md.as_bytes()).unwrap();
-        scan(&src, src.bom)
-            .items
-            .into_iter()
-            .filter_map(|i| match i {
-                Item::Fenced(f) => Some(f),
-                Item::Heading(_) => None,
-            })
-            .collect()
+    /// Each fenced block with its body read.
+    fn blocks(md: &str) -> Vec<(Fenced<'static>, Body)> {
+        let src: &'static Source = Box::leak(Box::new(Source::decode(md.as_bytes()).unwrap()));
+        let mut out = Vec::new();
+        scan(src, src.bom, |item| {
+            if let Item::Fenced(f) = item {
+                let body = f.read_body(src, true);
+                out.push((f, body));
+            }
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        out
     }
 
-    fn one(md: &str) -> Fenced {
+    fn one(md: &str) -> (Fenced<'static>, Body) {
         let mut all = blocks(md);
         assert_eq!(all.len(), 1, "{md:?}");
         all.remove(0)
     }
 
+    /// (markdown, block, body, text, info, fence, indent, prefix, closed)
+    type SpanCase = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        usize,
+        &'static str,
+        bool,
+    );
+
     #[test]
     fn spans_are_exact() {
-        // (markdown, block, body, text, info, fence, indent, prefix, closed)
-        #[allow(clippy::type_complexity)]
-        let cases: [(&str, &str, &str, &str, &str, &str, usize, &str, bool); 14] = [
+        let cases: [SpanCase; 14] = [
             (
                 "```bash\necho a\n```\n",
                 "```bash\necho a\n```",
@@ -419,14 +470,14 @@ mod tests {
             ("```bash", "```bash", "", "", "bash", "```", 0, "", false),
         ];
         for (md, block, body, text, info, fence, indent, prefix, closed) in cases {
-            let f = one(md);
+            let (f, b) = one(md);
             assert_eq!(&md[f.block.clone()], block, "block of {md:?}");
             assert_eq!(&md[f.body.start..f.body.end], body, "body of {md:?}");
-            assert_eq!(f.text, text, "text of {md:?}");
+            assert_eq!(b.text, text, "text of {md:?}");
             assert_eq!(&md[f.info.clone()], info, "info of {md:?}");
             assert_eq!(f.fence, fence, "fence of {md:?}");
             assert_eq!(f.indent, indent, "indent of {md:?}");
-            assert_eq!(f.prefix, prefix, "prefix of {md:?}");
+            assert_eq!(b.prefix, prefix, "prefix of {md:?}");
             assert_eq!(f.closed, closed, "closed of {md:?}");
         }
     }
@@ -434,8 +485,8 @@ mod tests {
     #[test]
     fn body_lines_map_to_source_lines() {
         let md = "# T\r\n\r\n- x\r\n\r\n  ```console\r\n  $ a\r\n\r\n  out\r\n  ```\r\n";
-        let f = one(md);
-        let got: Vec<(&str, u32, u32, &str)> = f
+        let (f, b) = one(md);
+        let got: Vec<(&str, u32, u32, &str)> = b
             .lines
             .iter()
             .map(|l| (l.text.as_str(), l.line, l.column, &md[l.start..l.end]))
@@ -456,9 +507,9 @@ mod tests {
         let md = "- ```bash\n  x\n- next\n\n```bash\ny\n```\n";
         let all = blocks(md);
         assert_eq!(all.len(), 2);
-        assert!(!all[0].closed);
-        assert_eq!(all[0].text, "x\n");
-        assert!(all[1].closed);
+        assert!(!all[0].0.closed);
+        assert_eq!(all[0].1.text, "x\n");
+        assert!(all[1].0.closed);
     }
 
     #[test]
@@ -471,17 +522,16 @@ mod tests {
     fn headings_and_the_first_comment() {
         let md = "<p>x</p>\n\n<!--\nsetup:\n  local: {}\n-->\n\n# One *two* `three`\n\n<!-- later -->\n\nSetext\n======\n";
         let src = Source::decode(md.as_bytes()).unwrap();
-        let s = scan(&src, 0);
-        let headings: Vec<&str> = s
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Heading(h) => Some(h.as_str()),
-                Item::Fenced(_) => None,
-            })
-            .collect();
+        let mut headings = Vec::new();
+        let first_comment = scan(&src, 0, |item| {
+            if let Item::Heading(h) = item {
+                headings.push(h);
+            }
+            Ok::<(), ()>(())
+        })
+        .unwrap();
         assert_eq!(headings, vec!["One two three", "Setext"]);
-        let c = s.first_comment.unwrap();
+        let c = first_comment.unwrap();
         assert_eq!(&md[c.start..c.start + 4], "<!--");
         assert_eq!(&md[c.inner], "\nsetup:\n  local: {}\n");
     }

@@ -5,6 +5,8 @@
 //! transcript language, or when it is a shell block and the notebook runs all of them. Golden
 //! files are the planner's: a cell whose only expectation would be one has `expected: None`.
 
+use std::collections::HashMap;
+
 use super::annotation;
 use super::attrs::{self, CellAttrs, Pos};
 use super::blocks::{Fenced, Item};
@@ -33,45 +35,88 @@ const UI_TYPES: &[&str] = &[
 /// Types a later release runs.
 const PLANNED_TYPES: &[&str] = &["edit", "copy", "interactive"];
 
-/// The cells of a notebook, in document order, and the warnings found on the way.
-pub fn build(
-    src: &Source,
-    items: Vec<Item>,
+/// Turns the scanned blocks into cells, one item at a time, in document order.
+pub struct Builder<'s> {
+    src: &'s Source,
     run_all: bool,
-) -> Result<(Vec<Cell>, Vec<Diagnostic>), Diagnostic> {
-    let mut ids = Ids::default();
-    let mut cells: Vec<Cell> = Vec::new();
-    let mut warnings = Vec::new();
-    // The cell an `output` block would belong to: only when it is the very next fenced block.
-    let mut previous_cell: Option<usize> = None;
-    for item in items {
+    ids: Ids,
+    cells: Vec<Cell>,
+    warnings: Vec<Diagnostic>,
+    /// The cell an `output` block would belong to: only when it is the very next fenced block.
+    previous_cell: Option<usize>,
+    /// Annotations already read without a warning, by text: notebooks repeat
+    /// `{type: 'command'}` many times, and reading one is most of a cell's cost.
+    cache: HashMap<String, CellAttrs>,
+}
+
+/// Most distinct annotations cached; past that, annotations are read each time.
+const CACHE_LIMIT: usize = 1024;
+
+impl<'s> Builder<'s> {
+    pub fn new(src: &'s Source, run_all: bool) -> Builder<'s> {
+        Builder {
+            src,
+            run_all,
+            ids: Ids::default(),
+            cells: Vec::new(),
+            warnings: Vec::new(),
+            previous_cell: None,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn push(&mut self, item: Item<'_>) -> Result<(), Diagnostic> {
+        let src = self.src;
         let f = match item {
             Item::Heading(text) => {
-                ids.heading(&text);
-                continue;
+                self.ids.heading(&text);
+                return Ok(());
             }
             Item::Fenced(f) => f,
         };
         let info = Info::read(src, &f);
-        match role(src, &info, run_all)? {
+        let ann = match &info.annotation {
+            Some((text, at)) => Some(self.annotation(text, *at)?),
+            None => None,
+        };
+        match role(&info, ann, self.run_all) {
             Role::Prose => {
                 if !f.closed {
-                    warnings.push(unclosed(src, &f, false));
+                    self.warnings.push(unclosed(src, &f, false));
                 }
-                previous_cell = None;
+                self.previous_cell = None;
             }
             Role::Output(ann) => {
-                let target = previous_cell.take().and_then(|i| cells.get_mut(i));
-                output_block(src, &f, ann, target, &mut warnings)?;
+                let target = self
+                    .previous_cell
+                    .take()
+                    .and_then(|i| self.cells.get_mut(i));
+                output_block(src, &f, &info, ann, target, &mut self.warnings)?;
             }
             Role::Cell(ann) => {
-                let cell = cell(src, f, info, ann, &mut ids, &mut warnings)?;
-                cells.push(cell);
-                previous_cell = Some(cells.len() - 1);
+                let cell = cell(src, f, info, ann, &mut self.ids, &mut self.warnings)?;
+                self.cells.push(cell);
+                self.previous_cell = Some(self.cells.len() - 1);
             }
         }
+        Ok(())
     }
-    Ok((cells, warnings))
+
+    fn annotation(&mut self, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
+        if let Some(hit) = self.cache.get(text) {
+            return Ok(hit.clone());
+        }
+        let attrs = read_annotation(self.src, text, at)?;
+        if attrs.warnings.is_empty() && self.cache.len() < CACHE_LIMIT {
+            self.cache.insert(text.to_owned(), attrs.clone());
+        }
+        Ok(attrs)
+    }
+
+    /// The cells, and the warnings found on the way.
+    pub fn finish(self) -> (Vec<Cell>, Vec<Diagnostic>) {
+        (self.cells, self.warnings)
+    }
 }
 
 /// The parts of an info string: ```` ```bash ignore | {type: 'command'} ````.
@@ -125,31 +170,24 @@ enum Role {
     Cell(Option<CellAttrs>),
 }
 
-fn role(src: &Source, info: &Info, run_all: bool) -> Result<Role, Diagnostic> {
-    let ann = match &info.annotation {
-        Some((text, at)) => Some(read_annotation(src, text, *at)?),
-        None => None,
-    };
-    let cell_type = ann
-        .as_ref()
-        .and_then(|a| a.cell_type.as_ref())
-        .map(|(t, _)| t.as_str());
+fn role(info: &Info, ann: Option<CellAttrs>, run_all: bool) -> Role {
+    let cell_type = ann.as_ref().and_then(|a| a.cell_type.as_deref());
     let lang = info.lang_lower.as_str();
     if cell_type == Some("output") || (cell_type.is_none() && lang == "output") {
-        return Ok(Role::Output(ann));
+        return Role::Output(ann);
     }
     let is_cell = ann.is_some()
         || TRANSCRIPT_LANGS.contains(&lang)
         || (run_all && SHELL_LANGS.contains(&lang));
-    Ok(if is_cell {
+    if is_cell {
         Role::Cell(ann)
     } else {
         Role::Prose
-    })
+    }
 }
 
 fn read_annotation(src: &Source, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
-    let entries = annotation::parse(text).map_err(|e| {
+    let parsed = annotation::parse(text).map_err(|e| {
         let (line, column) = src.nested_position(at, 1, e.column);
         Diagnostic {
             line,
@@ -157,11 +195,38 @@ fn read_annotation(src: &Source, text: &str, at: usize) -> Result<CellAttrs, Dia
             message: e.message,
         }
     })?;
-    let position = |key: &str| -> Pos {
-        let column = annotation::find_key(text, key).unwrap_or(1);
-        src.nested_position(at, 1, column)
-    };
-    attrs::read(&entries, &position)
+    let mut attrs = attrs::read(&parsed.entries, &|key: &str| {
+        key_position(src, text, at, key)
+    })?;
+    attrs.syntax = Some(parsed.syntax);
+    Ok(attrs)
+}
+
+/// Where `key` is written in an annotation at byte `at` (its start when not found).
+fn key_position(src: &Source, text: &str, at: usize, key: &str) -> Pos {
+    let column = annotation::find_key(text, key).unwrap_or(1);
+    src.nested_position(at, 1, column)
+}
+
+impl Info {
+    /// The bytes of top-level `key`'s value literal in this block's annotation.
+    fn value_span(&self, key: &str, syntax: Option<annotation::Syntax>, line: u32) -> Option<Span> {
+        let (text, at) = self.annotation.as_ref()?;
+        let range = annotation::value_span(text, syntax?, key)?;
+        Some(Span {
+            start: at + range.start,
+            end: at + range.end,
+            line,
+        })
+    }
+
+    /// Where `key` is written in this block's annotation, or `fallback` without one.
+    fn key_position(&self, src: &Source, key: &str, fallback: Pos) -> Pos {
+        match &self.annotation {
+            Some((text, at)) => key_position(src, text, *at, key),
+            None => fallback,
+        }
+    }
 }
 
 fn unclosed(src: &Source, f: &Fenced, cell: bool) -> Diagnostic {
@@ -185,6 +250,7 @@ fn diag(pos: Pos, message: impl Into<String>) -> Diagnostic {
 fn output_block(
     src: &Source,
     f: &Fenced,
+    info: &Info,
     ann: Option<CellAttrs>,
     target: Option<&mut Cell>,
     warnings: &mut Vec<Diagnostic>,
@@ -192,10 +258,11 @@ fn output_block(
     let fence_pos = (f.line, f.column);
     if let Some(ann) = &ann {
         warnings.extend(ann.warnings.iter().cloned());
-        for (key, pos) in &ann.written {
+        for key in &ann.written {
             if key != "type" {
+                let pos = info.key_position(src, key, fence_pos);
                 warnings.push(diag(
-                    *pos,
+                    pos,
                     format!("attribute '{key}' has no effect on an output block"),
                 ));
             }
@@ -246,7 +313,12 @@ fn output_block(
             ),
         ));
     }
-    let text = f.text.strip_suffix('\n').unwrap_or(&f.text).to_owned();
+    let body = f.read_body(src, false);
+    let text = body
+        .text
+        .strip_suffix('\n')
+        .unwrap_or(&body.text)
+        .to_owned();
     cell.expected = Some(Expected {
         source: ExpectedSource::OutputBlock {
             block: Span {
@@ -257,9 +329,10 @@ fn output_block(
             body: f.body,
             fence: f.fence.clone(),
             indent: f.indent,
-            prefix: f.prefix.clone(),
+            prefix: body.prefix,
         },
         text,
+        attribute_value: None,
     });
     Ok(())
 }
@@ -267,7 +340,7 @@ fn output_block(
 /// Builds a cell from a block that is one.
 fn cell(
     src: &Source,
-    f: Fenced,
+    f: Fenced<'_>,
     info: Info,
     ann: Option<CellAttrs>,
     ids: &mut Ids,
@@ -277,27 +350,29 @@ fn cell(
     if !f.closed {
         return Err(unclosed(src, &f, true));
     }
-    let ann = ann.unwrap_or_else(|| CellAttrs {
-        attrs: attrs::defaults(),
-        cell_type: None,
-        background: None,
-        written: Vec::new(),
-        warnings: Vec::new(),
-    });
-    warnings.extend(ann.warnings.iter().cloned());
+    let mut ann = ann.unwrap_or_else(CellAttrs::none);
+    warnings.append(&mut ann.warnings);
     let lang = info.lang_lower.as_str();
     let is_transcript_lang = TRANSCRIPT_LANGS.contains(&lang);
-    let (cell_type, type_pos) = match &ann.cell_type {
-        Some((t, pos)) => (t.as_str(), *pos),
-        None if is_transcript_lang => ("transcript", fence_pos),
-        None => ("command", fence_pos),
+    let cell_type = match &ann.cell_type {
+        Some(t) => t.as_str(),
+        None if is_transcript_lang => "transcript",
+        None => "command",
+    };
+    let at = |key: &str| info.key_position(src, key, fence_pos);
+    let type_pos = || {
+        if ann.cell_type.is_some() {
+            at("type")
+        } else {
+            fence_pos
+        }
     };
     let known = matches!(cell_type, "command" | "transcript" | "file" | "script")
         || UI_TYPES.contains(&cell_type)
         || PLANNED_TYPES.contains(&cell_type);
     if !known {
         return Err(diag(
-            type_pos,
+            type_pos(),
             format!(
                 "unknown cell type '{cell_type}' (known: command, transcript, file, script, output, and docable's ui types)"
             ),
@@ -306,7 +381,7 @@ fn cell(
     let a = &ann.attrs;
 
     let id = ids.next(a.id.as_deref(), f.line).map_err(|(id, first)| {
-        let pos = ann.position_of("id").unwrap_or(fence_pos);
+        let pos = if a.id.is_some() { at("id") } else { fence_pos };
         diag(
             pos,
             format!("duplicate cell id '{id}' (first used by the cell at line {first})"),
@@ -330,34 +405,33 @@ fn cell(
         None
     };
 
-    let kind = match skipped {
-        Some(reason) => CellKind::Skipped { reason },
+    let (kind, prefix) = match skipped {
+        Some(reason) => (CellKind::Skipped { reason }, f.read_body(src, false).prefix),
         None => {
             if PLANNED_TYPES.contains(&cell_type) {
                 return Err(diag(
-                    type_pos,
+                    type_pos(),
                     format!("cell type '{cell_type}' is not supported yet"),
                 ));
             }
             if a.tty {
-                let pos = ann.position_of("tty").unwrap_or(fence_pos);
-                return Err(diag(pos, "attribute 'tty' is not supported yet"));
+                return Err(diag(at("tty"), "attribute 'tty' is not supported yet"));
             }
-            if let Some((name, pos)) = ann.background {
+            if let Some(name) = ann.background {
                 return Err(diag(
-                    pos,
+                    at(name),
                     format!("attribute '{name}' is not supported yet"),
                 ));
             }
-            kind_of(&f, &info, cell_type, &ann, fence_pos)?
+            kind_of(src, &f, &info, cell_type, &ann, fence_pos, type_pos)?
         }
     };
 
     if let CellKind::Transcript { .. } = kind {
         for key in ["exit", "expect"] {
-            if let Some(pos) = ann.position_of(key) {
+            if ann.has(key) {
                 warnings.push(diag(
-                    pos,
+                    at(key),
                     format!("attribute '{key}' does not apply to transcripts: write the output and [N] after each step"),
                 ));
             }
@@ -368,6 +442,7 @@ fn cell(
         (_, Some(text)) => Some(Expected {
             source: ExpectedSource::Attribute,
             text: text.clone(),
+            attribute_value: info.value_span("expect", ann.syntax, f.line),
         }),
     };
 
@@ -382,7 +457,7 @@ fn cell(
         body: f.body,
         fence: f.fence,
         indent: f.indent,
-        prefix: f.prefix,
+        prefix,
         lang: info.lang,
         kind,
         attrs: ann.attrs,
@@ -390,37 +465,45 @@ fn cell(
     })
 }
 
+/// The cell's kind, and the prefix of its lines.
 fn kind_of(
+    src: &Source,
     f: &Fenced,
     info: &Info,
     cell_type: &str,
     ann: &CellAttrs,
     fence_pos: Pos,
-) -> Result<CellKind, Diagnostic> {
+    type_pos: impl Fn() -> Pos,
+) -> Result<(CellKind, String), Diagnostic> {
     let lang = info.lang_lower.as_str();
-    Ok(match cell_type {
+    // Body lines are only needed to split a transcript into steps.
+    let shell = SHELL_LANGS.contains(&lang);
+    let mut body = f.read_body(src, cell_type == "transcript");
+    if cell_type == "command" && shell && transcript::looks_like_transcript(&body.text) {
+        body = f.read_body(src, true);
+    }
+    let kind = match cell_type {
         // A shell block written as `$ cmd` lines is a transcript even when typed `command`:
         // run as a script, `$ docker images` would only ever fail with "$: not found".
-        "command" if SHELL_LANGS.contains(&lang) && transcript::looks_like_transcript(&f.text) => {
+        "command" if shell && transcript::looks_like_transcript(&body.text) => {
             CellKind::Transcript {
-                steps: transcript::parse(&f.lines)?,
+                steps: transcript::parse(&body.lines)?,
                 stdout_only: false,
             }
         }
         "command" => CellKind::Command {
-            script: f.text.clone(),
+            script: body.text.clone(),
         },
         "transcript" => CellKind::Transcript {
-            steps: transcript::parse(&f.lines)?,
+            steps: transcript::parse(&body.lines)?,
             stdout_only: lang == "scrut",
         },
         "file" => {
             if ann.attrs.path.is_none() {
-                let pos = ann.cell_type.as_ref().map_or(fence_pos, |(_, p)| *p);
-                return Err(diag(pos, "a file cell needs a 'path' attribute"));
+                return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
             }
             CellKind::File {
-                content: f.text.clone(),
+                content: body.text.clone(),
             }
         }
         "script" => {
@@ -438,11 +521,12 @@ fn kind_of(
             };
             CellKind::Script {
                 interpreter: interpreter.to_owned(),
-                program: f.text.clone(),
+                program: body.text.clone(),
             }
         }
         other => unreachable_type(other, fence_pos)?,
-    })
+    };
+    Ok((kind, body.prefix))
 }
 
 /// Types are checked before `kind_of`; reaching here is a bug, reported rather than panicking.
@@ -513,7 +597,9 @@ mod tests {
 
     #[test]
     fn which_blocks_are_cells() {
-        let cases: Vec<(&str, bool, Vec<(&str, &str)>)> = vec![
+        // (markdown, run_all, [(id, kind)])
+        type Case = (&'static str, bool, Vec<(&'static str, &'static str)>);
+        let cases: Vec<Case> = vec![
             // Docable annotations, with and without spaces.
             (
                 "```bash | {type: 'command'}\nls\n```\n",
@@ -814,10 +900,16 @@ mod tests {
 
     #[test]
     fn expect_attribute_and_its_precedence() {
-        let n = nb("```bash | {type: 'command', expect: 'hi'}\necho hi\n```\n");
+        let md = "# T\n\n```bash | {type: 'command', expect: 'hi'}\necho hi\n```\n";
+        let n = nb(md);
         let e = n.cells[0].expected.as_ref().unwrap();
         assert!(matches!(e.source, ExpectedSource::Attribute));
         assert_eq!(e.text, "hi");
+        let v = e.attribute_value.unwrap();
+        assert_eq!((&md[v.start..v.end], v.line), ("'hi'", 3));
+        let n = nb("```bash | {expect: [a, b]}\necho a; echo b\n```\n");
+        let e = n.cells[0].expected.as_ref().unwrap();
+        assert_eq!((e.text.as_str(), e.attribute_value), ("a\nb", None));
         let n = nb("```bash | {expect: 'a'}\necho b\n```\n```output\nb\n```\n");
         let e = n.cells[0].expected.as_ref().unwrap();
         assert!(matches!(e.source, ExpectedSource::OutputBlock { .. }));

@@ -926,7 +926,8 @@ mod tests {
 
     #[test]
     fn docable_setup_comments() {
-        let cases: [(&str, Option<(Option<BackendKind>, Option<&str>, Vec<&str>)>); 7] = [
+        type Want = Option<(Option<BackendKind>, Option<&'static str>, Vec<&'static str>)>;
+        let cases: [(&str, Want); 7] = [
             (
                 "<!-- \ntargets:\n    - type: docker\n      name: starter-notebook\n      image: node:12-buster\n-->",
                 Some((

@@ -6,6 +6,7 @@
 //! any heading are in a section named `cell`. Every cell takes the next number of its section,
 //! explicit ids included, so giving one cell an id does not rename the cells after it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 /// The section name of cells above the first heading (or under a heading with no ASCII
@@ -51,15 +52,20 @@ pub struct Ids {
 impl Ids {
     /// A heading starts a new section.
     pub fn heading(&mut self, text: &str) {
-        let base = match slug(text) {
+        let mut name = match slug(text) {
             s if s.is_empty() => NO_HEADING.to_owned(),
             s => s,
         };
-        let mut name = base.clone();
-        let n = self.next_suffix.entry(base.clone()).or_insert(1);
-        while self.sections.contains(&name) {
-            name = format!("{base}-{n}");
-            *n += 1;
+        if self.sections.contains(&name) {
+            let base = name;
+            let next = self.next_suffix.entry(base.clone()).or_insert(1);
+            loop {
+                name = numbered(&base, *next);
+                *next += 1;
+                if !self.sections.contains(&name) {
+                    break;
+                }
+            }
         }
         self.sections.insert(name.clone());
         self.current = Some(name);
@@ -69,25 +75,44 @@ impl Ids {
     /// The id of the next cell: `explicit` when given, else the section's next number.
     /// `Err` carries the line of the cell that already has the id.
     pub fn next(&mut self, explicit: Option<&str>, line: u32) -> Result<String, (String, u32)> {
-        if self.current.is_none() {
+        let section = self.current.get_or_insert_with(|| {
             self.sections.insert(NO_HEADING.to_owned());
-            self.current = Some(NO_HEADING.to_owned());
-        }
+            NO_HEADING.to_owned()
+        });
         self.counter += 1;
         let id = match explicit {
             Some(id) => id.to_owned(),
-            None => format!(
-                "{}-{}",
-                self.current.as_deref().unwrap_or(NO_HEADING),
-                self.counter
-            ),
+            None => numbered(section, self.counter),
         };
-        if let Some(&first) = self.taken.get(&id) {
-            return Err((id, first));
+        match self.taken.entry(id) {
+            Entry::Occupied(first) => Err((first.key().clone(), *first.get())),
+            Entry::Vacant(slot) => {
+                let id = slot.key().clone();
+                slot.insert(line);
+                Ok(id)
+            }
         }
-        self.taken.insert(id.clone(), line);
-        Ok(id)
     }
+}
+
+/// `base-n`, without the formatting machinery (this runs once per cell).
+fn numbered(base: &str, n: usize) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(base.len() + 1 + digits.len() - i);
+    out.push_str(base);
+    out.push('-');
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+    out
 }
 
 #[cfg(test)]
@@ -152,6 +177,13 @@ mod tests {
                 "cell-1-1"
             ]
         );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(numbered("a", 0), "a-0");
+        assert_eq!(numbered("step", 1), "step-1");
+        assert_eq!(numbered("x-1", 1234567890), "x-1-1234567890");
     }
 
     #[test]

@@ -122,9 +122,13 @@ pub fn parse(path: &Path, bytes: &[u8], opts: &ParseOptions) -> Result<Notebook,
     };
 
     let run_all = opts.run_all || settings.run == RunMode::All;
-    let scan = blocks::scan(&src, markdown_start);
+    let mut builder = cells::Builder::new(&src, run_all);
+    let first_comment =
+        blocks::scan(&src, markdown_start, |item| builder.push(item)).map_err(fail)?;
+    let (cells, w) = builder.finish();
+    warnings.extend(w);
     if front.is_none() {
-        if let Some(comment) = &scan.first_comment {
+        if let Some(comment) = &first_comment {
             let inner = &src.text[comment.inner.clone()];
             let (docable, w) =
                 front_matter::read_docable(&src, comment.inner.start, inner, comment.start);
@@ -134,8 +138,6 @@ pub fn parse(path: &Path, bytes: &[u8], opts: &ParseOptions) -> Result<Notebook,
             }
         }
     }
-    let (cells, w) = cells::build(&src, scan.items, run_all).map_err(fail)?;
-    warnings.extend(w);
     warnings.sort_by_key(|w| (w.line, w.column));
 
     Ok(Notebook {
@@ -289,6 +291,7 @@ rm -rf /
         let Some(Expected {
             source: ExpectedSource::OutputBlock { body, .. },
             text,
+            ..
         }) = &prep.expected
         else {
             panic!("{:?}", prep.expected)
@@ -449,24 +452,7 @@ rm -rf /
             md.push_str(section);
             sections += 1;
         }
-        let t = std::time::Instant::now();
         let n = parse_str(&md).unwrap();
-        eprintln!("TIMING parse {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let src = Source::decode(md.as_bytes()).unwrap();
-        eprintln!("TIMING decode {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let scan = blocks::scan(&src, 0);
-        eprintln!("TIMING scan {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let _ = cells::build(&src, scan.items, false);
-        eprintln!("TIMING build {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut c = 0;
-        for _ in pulldown_cmark::Parser::new(&md) {
-            c += 1;
-        }
-        eprintln!("TIMING pulldown {:?} {c}", t.elapsed());
         assert_eq!(n.cells.len(), sections * 2);
         assert_eq!(
             n.cells.last().unwrap().id.0,
@@ -517,6 +503,41 @@ rm -rf /
             "<!-- setup: [ -->",
         ] {
             let _ = parse_str(weird);
+        }
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    #[test]
+    fn pathological_markdown_is_bounded() {
+        let n = 50_000;
+        let cases = [
+            format!("{}```console\n$ x\n```\n", "> ".repeat(n)),
+            format!("{}```console\n$ x\n```\n", "- ".repeat(n)),
+            format!("{}```console\n$ x\n```\n", "1. ".repeat(n)),
+            "[".repeat(n * 2),
+            "*a ".repeat(n * 2),
+            "<!--".repeat(n),
+            format!("```bash | {{a: {}}}\nx\n```\n", "[".repeat(2000)),
+            "```\n".repeat(n),
+            "#".repeat(n) + " heading\n",
+            format!("---\nlabrun:\n{}\n---\n", "  - ".repeat(5000)),
+        ];
+        for md in cases {
+            let start = std::time::Instant::now();
+            let _ = parse(
+                Path::new("h.md"),
+                md.as_bytes(),
+                &ParseOptions { run_all: true },
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{}...",
+                &md[..40.min(md.len())]
+            );
         }
     }
 }

@@ -165,6 +165,9 @@ pub struct Expected {
     pub source: ExpectedSource,
     /// The expected lines as written, without a trailing newline.
     pub text: String,
+    /// For `ExpectedSource::Attribute`: the bytes of the `expect:` value as written (quotes
+    /// included), which `--update` replaces; `None` when it is not one literal (a list).
+    pub attribute_value: Option<Span>,
 }
 
 #[derive(Debug, Clone)]

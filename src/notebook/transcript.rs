@@ -174,7 +174,8 @@ pub(crate) mod tests {
     #[test]
     fn steps_outputs_and_exit_statuses() {
         // (body, [(command, expected, exit, exit_written)])
-        let cases: Vec<(&str, Vec<(&str, &str, i32, bool)>)> = vec![
+        type Case = (&'static str, Vec<(&'static str, &'static str, i32, bool)>);
+        let cases: Vec<Case> = vec![
             ("$ echo hi\nhi\n", vec![("echo hi", "hi", 0, false)]),
             ("$ true\n", vec![("true", "", 0, false)]),
             (
