@@ -72,29 +72,19 @@ fn fence_for(text: &str, fence: &str) -> String {
     std::iter::repeat_n(ch, len).collect()
 }
 
-/// Finds the quoted value of `expect` in an info string, as a byte range of the source.
-fn expect_value_span(src: &str, block: Span) -> Option<(usize, usize, char)> {
-    let first = &src[block.start..line_end(src, block.start)];
-    let key = first.find("expect")?;
-    let after = &first[key + "expect".len()..];
-    let colon = after.find(':')?;
-    let rest = &after[colon + 1..];
-    let q_rel = rest.find(['\'', '"'])?;
-    let quote = rest[q_rel..].chars().next()?;
-    let start = block.start + key + "expect".len() + colon + 1 + q_rel + 1;
-    let mut i = start;
-    let bytes = src.as_bytes();
-    while i < bytes.len() && bytes[i] != b'\n' {
-        if bytes[i] == b'\\' {
-            i += 2;
-            continue;
+/// A single-line expectation as a double-quoted annotation value: JSON5 and YAML flow
+/// mappings read `\\` and `\"` the same way.
+fn quote_attribute(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
         }
-        if bytes[i] == quote as u8 {
-            return Some((start, i, quote));
-        }
-        i += 1;
     }
-    None
+    out.push('"');
+    out
 }
 
 /// Records what `outcome` saw into `plan`'s notebook and golden files; marks recorded cells
@@ -192,11 +182,12 @@ pub fn bless(plan: &Plan, outcome: &mut NotebookOutcome) -> io::Result<Blessed> 
                             continue;
                         }
                         let new = recorded(output, keep_ansi, Some(old));
-                        match expect_value_span(src, cell.block) {
-                            Some((start, end, quote)) if !new.contains('\n') && !new.contains(quote) && !new.contains('\\') => {
+                        let value = planned.expected.as_ref().and_then(|e| e.attribute_value);
+                        match value {
+                            Some(span) if !new.contains('\n') => {
                                 edits.push(Edit {
-                                    span: Span { start, end, line: cell.line },
-                                    text: new,
+                                    span,
+                                    text: quote_attribute(&new),
                                 });
                             }
                             _ => done.refused.push((
@@ -284,16 +275,9 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_expect_value() {
-        let src = "```bash | {type: 'command', expect: 'hello'}\necho hi\n```\n";
-        let block = Span {
-            start: 0,
-            end: src.len(),
-            line: 1,
-        };
-        let (s, e, q) = expect_value_span(src, block).unwrap();
-        assert_eq!(&src[s..e], "hello");
-        assert_eq!(q, '\'');
+    fn attribute_values_are_quoted() {
+        assert_eq!(quote_attribute("it's"), r#""it's""#);
+        assert_eq!(quote_attribute(r#"a\b "c""#), r#""a\\b \"c\"""#);
     }
 
     #[test]

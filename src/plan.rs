@@ -237,6 +237,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
                 match fs::read(&golden_path) {
                     Ok(bytes) => Some(Expected {
                         source: ExpectedSource::Golden(golden_path.clone()),
+                        attribute_value: None,
                         text: String::from_utf8(bytes)
                             .map_err(|_| {
                                 err(

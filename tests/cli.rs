@@ -345,3 +345,19 @@ fn missing_notebook_is_a_usage_error() {
     let lab = Lab::new();
     lab.run(&["nope.md"]).status(2).stderr_has("nope.md");
 }
+
+#[test]
+fn update_rewrites_a_single_line_expect_attribute() {
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        "```bash | {type: 'command', expect: 'old', timeout: 10s}\necho \"new \\\"one\\\"\"\n```\n",
+    );
+    lab.run(&["nb.md"]).status(1);
+    lab.run(&["--update", "nb.md"]).status(0);
+    assert_eq!(
+        lab.read("nb.md"),
+        "```bash | {type: 'command', expect: \"new \\\"one\\\"\", timeout: 10s}\necho \"new \\\"one\\\"\"\n```\n"
+    );
+    lab.run(&["nb.md"]).status(0);
+}

@@ -220,7 +220,7 @@ pub enum Stream {
 }
 
 /// A cell's attributes, typed. Unknown keys become warnings at parse time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Attrs {
     pub id: Option<String>,
     pub timeout: Option<Duration>,
@@ -246,4 +246,35 @@ pub struct Attrs {
     pub permission: Option<String>,
     pub append: bool,
     pub variables: Vec<String>,
+}
+
+impl Default for Attrs {
+    /// What a cell without attributes means: exit 0 expected, recorded by `--update`.
+    fn default() -> Self {
+        Attrs {
+            id: Default::default(),
+            timeout: Default::default(),
+            exit: Default::default(),
+            expect: Default::default(),
+            failed_when: Default::default(),
+            path: Default::default(),
+            user: Default::default(),
+            privileged: Default::default(),
+            env: Default::default(),
+            stream: Default::default(),
+            keep_ansi: Default::default(),
+            tty: Default::default(),
+            skip: Default::default(),
+            platform: Default::default(),
+            target: Default::default(),
+            points: Default::default(),
+            hint: Default::default(),
+            hidden: Default::default(),
+            partial: Default::default(),
+            record: true,
+            permission: Default::default(),
+            append: Default::default(),
+            variables: Default::default(),
+        }
+    }
 }
