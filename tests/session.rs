@@ -263,3 +263,40 @@ fn exit_keeps_the_directory_the_cell_moved_to() {
     assert_eq!(r.status, ExitStatus::Code(2));
     assert_eq!(lab.out("basename $PWD"), "b\n");
 }
+
+#[test]
+fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway() {
+    use labrun::exec::session::BatchSpec;
+    let mut lab = lab();
+    let env = BTreeMap::new();
+    let scripts = [
+        "echo one",
+        "cd /; exit 3",
+        "echo \"three in $PWD\"",
+        "sleep 30",
+        "echo five",
+        "false",
+    ];
+    let spec = BatchSpec {
+        scripts: &scripts,
+        timeout: Duration::from_millis(500),
+        split_streams: false,
+        env: &env,
+        cwd: None,
+        output_cap: 1 << 20,
+        live: None,
+    };
+    let runs = lab.rt.block_on(lab.session.run_batch(spec)).unwrap();
+    let outs: Vec<String> = runs
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.output).into_owned())
+        .collect();
+    assert_eq!(outs[0], "one\n");
+    assert_eq!(runs[1].status, ExitStatus::Code(3));
+    assert!(runs[1].shell_event.is_some());
+    assert_eq!(outs[2], "three in /\n");
+    assert!(runs[3].timed_out.is_some());
+    assert_eq!(outs[4], "five\n");
+    assert_eq!(runs[5].status, ExitStatus::Code(1));
+    assert_eq!(runs.len(), 6);
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::check;
 use crate::env::{self, EnvError, Environment};
-use crate::exec::session::{CommandSpec, ShellSession, shell_quote};
+use crate::exec::session::{BatchSpec, CommandSpec, ShellSession, shell_quote};
 use crate::notebook::{BackendKind, Cell, CellKind};
 use crate::outcome::{
     CellOutcome, CommandRun, ExitStatus, Failure, NotebookOutcome, ShellEvent, StepOutcome, Verdict,
@@ -173,6 +173,29 @@ impl CellContext<'_> {
         self.session.run(spec).await
     }
 
+    /// Runs a transcript's steps in one batch (one round trip to the shell).
+    async fn batch(
+        &mut self,
+        scripts: &[&str],
+        split: bool,
+        cwd: Option<&str>,
+    ) -> std::io::Result<Vec<CommandRun>> {
+        let plan = self.plan;
+        let reporter = &mut *self.reporter;
+        let cell = self.cell;
+        let mut live = |chunk: &[u8]| reporter.event(&Event::Output { plan, cell, chunk });
+        let spec = BatchSpec {
+            scripts,
+            timeout: self.timeout,
+            split_streams: split,
+            env: &self.cell.attrs.env,
+            cwd,
+            output_cap: self.plan.output_cap,
+            live: Some(&mut live),
+        };
+        self.session.run_batch(spec).await
+    }
+
     /// Resolves `path:` for this cell; on the host backend it must stay inside the run.
     fn cell_cwd(&self) -> Result<Option<String>, String> {
         match &self.cell.attrs.path {
@@ -327,10 +350,11 @@ impl CellContext<'_> {
             }
             CellKind::Transcript { steps, stdout_only } => {
                 let split = check::split_streams(attrs, stdout_only);
+                let scripts: Vec<&str> = steps.iter().map(|s| s.command.as_str()).collect();
+                let runs = self.batch(&scripts, split, cwd.as_deref()).await?;
                 let mut outcomes = Vec::new();
                 let mut failed = Vec::new();
-                for step in &steps {
-                    let run = self.command(&step.command, split, cwd.as_deref()).await?;
+                for (step, run) in steps.iter().zip(runs) {
                     notes_for(&run, &mut notes);
                     let verdict = check::check_step(step, attrs, &run);
                     if let Verdict::Failed(f) = &verdict {

@@ -26,7 +26,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -173,6 +173,31 @@ impl Capture {
     }
 }
 
+/// Commands sent to the shell in one line at most (each holds two descriptors open).
+const MAX_BATCH: usize = 64;
+
+/// Several commands for `run_batch`, sharing their settings.
+pub struct BatchSpec<'a, 's> {
+    pub scripts: &'s [&'s str],
+    pub timeout: Duration,
+    pub split_streams: bool,
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a str>,
+    pub output_cap: u64,
+    pub live: Live<'a>,
+}
+
+/// One command of a batch, while it runs.
+struct Step {
+    cell_file: PathBuf,
+    inside_cell: String,
+    out: Capture,
+    err: Option<Capture>,
+    out_path: PathBuf,
+    err_path: PathBuf,
+    begin: String,
+}
+
 /// labrun's end of the status socket, and what has arrived on it.
 struct StatusChannel {
     socket: AsyncFd<UnixStream>,
@@ -223,9 +248,17 @@ fn register<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
 }
 
 fn random_token() -> String {
-    let mut bytes = [0u8; 12];
+    random_tokens(1).remove(0)
+}
+
+/// `count` random 96-bit tokens in hex, from one call to the kernel.
+fn random_tokens(count: usize) -> Vec<String> {
+    let mut bytes = vec![0u8; 12 * count];
     getrandom::fill(&mut bytes).expect("the kernel's random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
+        .chunks(12)
+        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect())
+        .collect()
 }
 
 /// Quotes `s` for bash as one word.
@@ -346,11 +379,18 @@ impl ShellSession {
             init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
         }
         init.push_str(&format!("builtin printf '{ready} 0 0\\n' >&3\n"));
-        self.send(&init)?;
+        // Sourced from a file: the shell reads its input socket a byte at a time.
+        let init_name = format!("init.{ready}");
+        fs::write(self.launch.control_dir.join(&init_name), init)?;
+        self.send(&format!(
+            "builtin . {}\n",
+            shell_quote(&format!("{}/{init_name}", self.launch.control_dir_inside))
+        ))?;
         let deadline = Instant::now() + START_TIMEOUT;
         tokio::select! {
                 r = self.status.read_report(&ready, None) => {
                     r?;
+                    let _ = fs::remove_file(self.launch.control_dir.join(&init_name));
                     Ok(())
                 }
                 _ = self.pidfd.readable() => {
@@ -395,196 +435,259 @@ impl ShellSession {
             env,
             cwd,
             output_cap,
+            live,
+        } = spec;
+        let batch = BatchSpec {
+            scripts: &[script],
+            timeout,
+            split_streams,
+            env,
+            cwd,
+            output_cap,
+            live,
+        };
+        let mut runs = self.run_batch(batch).await?;
+        Ok(runs.remove(0))
+    }
+
+    /// Runs several commands one after another (the steps of a transcript) with one line
+    /// sent to the shell, and reports each on its own. The shell runs ahead; labrun follows
+    /// each command's status in order. A command that ends the shell, times out or finds the
+    /// harness tampered with ends the batch there; the rest run in a fresh batch.
+    pub async fn run_batch(&mut self, spec: BatchSpec<'_, '_>) -> io::Result<Vec<CommandRun>> {
+        let BatchSpec {
+            scripts,
+            timeout,
+            split_streams,
+            env,
+            cwd,
+            output_cap,
             mut live,
         } = spec;
-        self.seq += 1;
-        let n = self.seq;
-        let begin = random_token();
-        let nonce = random_token();
-        let ctl = self.launch.control_dir.clone();
-        let cell_file = ctl.join(format!("c.{n}"));
-        let out_name = format!("o.{}", random_token());
-        let err_name = format!("e.{}", random_token());
-        let d = self.dir();
-        let inside = self.launch.control_dir_inside.clone();
-        let inside_cell = format!("{inside}/c.{n}");
+        let mut results: Vec<CommandRun> = Vec::with_capacity(scripts.len());
+        let mut pending_event: Option<ShellEvent> = None;
+        while results.len() < scripts.len() {
+            let todo = &scripts[results.len()..];
+            let todo = &todo[..todo.len().min(MAX_BATCH)];
+            let mut shell_event = pending_event.take();
+            self.seq += 1;
+            let n = self.seq;
+            let ctl = self.launch.control_dir.clone();
+            let inside = self.launch.control_dir_inside.clone();
+            let d = self.dir();
+            let tokens = random_tokens(2 + todo.len());
+            let nonce = &tokens[0];
+            let fifo_tag = &tokens[1];
 
-        self.last_cwd = fs::read_link(format!("/proc/{}/cwd", self.child.id()))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
+            self.last_cwd = fs::read_link(format!("/proc/{}/cwd", self.child.id()))
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned());
 
-        // The first line resets what an earlier cell may have left in the way, on the same
-        // line as the cell's own first line so that bash's line numbers stay the cell's.
-        let mut body = format!(
-            "__labrun_ran={begin}; builtin trap - DEBUG RETURN ERR; builtin unalias -a; \
-             builtin shopt -u expand_aliases; builtin set +T +E; "
-        );
-        body.push_str(script);
-        if !script.ends_with('\n') {
-            body.push('\n');
-        }
-        fs::write(&cell_file, body)?;
-        fs::set_permissions(&cell_file, fs::Permissions::from_mode(0o600))?;
-
-        let mut out = Capture::open(&ctl.join(&out_name), output_cap)?;
-        let mut err = if split_streams {
-            Some(Capture::open(&ctl.join(&err_name), output_cap)?)
-        } else {
-            None
-        };
-
-        // The harness for this command, in a file of its own so that the line the shell
-        // reads byte by byte stays short. Every word is quoted (no alias applies); an
-        // assignment enters POSIX mode, where `unset` is found before any function, to remove
-        // a function named `builtin`; everything else goes through `builtin`. The nonce is
-        // not in the file: it comes as the file's argument, in the line only the shell reads.
-        let unshadow = "POSIXLY_CORRECT=y; \\unset -f builtin enable; \\unset POSIXLY_CORRECT; \\set +o posix; \\enable builtin .";
-        let assignments: String = env
-            .iter()
-            .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
-            .collect();
-        let redirects = if split_streams {
-            format!("</dev/null >{d}/{out_name} 2>{d}/{err_name} 3>&-")
-        } else {
-            format!("</dev/null >{d}/{out_name} 2>&1 3>&-")
-        };
-        let source = format!(
-            "{assignments}\\builtin . {} {redirects}",
-            shell_quote(&inside_cell)
-        );
-        let mut wrapper = String::from(
-            "__labrun_n=$1; \\builtin set --; \\unset POSIXLY_CORRECT; \\set +o posix\n\
-             \\builtin enable builtin . printf set cd shopt trap unalias 2>/dev/null\n\
-             __labrun_ran=\n",
-        );
-        match cwd {
-            Some(dir) => wrapper.push_str(&format!(
-                "__labrun_pwd=$PWD; \\builtin cd -- {} {redirects} && {source}\n",
-                shell_quote(dir)
-            )),
-            None => wrapper.push_str(&format!("{source}\n")),
-        }
-        wrapper.push_str(&format!(
-            "__labrun_st=$?; {unshadow}\n\\builtin enable printf 2>/dev/null\n\\builtin printf '%s %s %s\\n' \"$__labrun_n\" \"$__labrun_st\" \"${{__labrun_ran-}}\" >&3\n"
-        ));
-        if cwd.is_some() {
-            wrapper.push_str("\\builtin cd -- \"$__labrun_pwd\"\n");
-        }
-        let wrapper_file = ctl.join(format!("w.{n}"));
-        fs::write(&wrapper_file, wrapper)?;
-        let line = format!(
-            "{unshadow}; \\builtin . {} {nonce}\n",
-            shell_quote(&format!("{inside}/w.{n}"))
-        );
-
-        let mut shell_event = None;
-        if self.has_exited() || self.send(&line).is_err() {
-            // The shell died between commands (a background process killed it).
-            let restored = self.replace(true).await?;
-            shell_event = Some(ShellEvent::Replaced {
-                reason: "the shell had exited before this cell".into(),
-                state_restored: restored,
-            });
-            self.send(&line)?;
-        }
-        let started = Instant::now();
-        let deadline = started + timeout;
-
-        let mut report: Option<Report> = None;
-        let mut timed_out = None;
-        let mut shell_exit: Option<ExitStatus> = None;
-        let mut killing_since: Option<Instant> = None;
-
-        loop {
-            let err_open = err.as_ref().is_some_and(|c| !c.done);
-            let kill_deadline = killing_since.map(|t| t + KILL_GRACE);
-            tokio::select! {
-                r = out.reader.readable(), if !out.done => {
-                    r?;
-                    out.drain_now(&mut live, false);
+            // The harness for these commands, in a file of its own so that the line the shell
+            // reads byte by byte stays short. Every word is quoted (no alias applies); an
+            // assignment enters POSIX mode, where `unset` is found before any function, to
+            // remove a function named `builtin` or `enable`; everything else goes through
+            // `builtin`. The nonce is not in the file: it comes as the file's argument, in the
+            // line only the shell reads.
+            let unshadow = "POSIXLY_CORRECT=y; \\unset -f builtin enable; \\unset POSIXLY_CORRECT; \\set +o posix; \\enable builtin . printf set";
+            let assignments: String = env
+                .iter()
+                .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
+                .collect();
+            let mut steps = Vec::with_capacity(todo.len());
+            let mut wrapper = format!("__labrun_n=$1; {unshadow}; \\builtin set --\n");
+            for (i, script) in todo.iter().enumerate() {
+                let begin = &tokens[2 + i];
+                let cell_file = ctl.join(format!("c.{n}.{i}"));
+                let inside_cell = format!("{inside}/c.{n}.{i}");
+                // The first line resets what an earlier cell may have left in the way, on the
+                // same line as the cell's own first line so that bash's line numbers stay the
+                // cell's.
+                let mut body = format!(
+                    "__labrun_ran={begin}; builtin trap - DEBUG RETURN ERR; builtin unalias -a; \
+                     builtin shopt -u expand_aliases; "
+                );
+                body.push_str(script);
+                if !script.ends_with('\n') {
+                    body.push('\n');
                 }
-                r = async { err.as_ref().unwrap().reader.readable().await }, if err_open => {
-                    r?;
-                    if let Some(e) = err.as_mut() { e.drain_now(&mut live, false); }
-                }
-                r = self.status.read_report(&nonce, Some(&begin)) => {
-                    report = Some(r?);
-                    break;
-                }
-                _ = self.pidfd.readable() => {
-                    shell_exit = Some(self.reap());
-                    break;
-                }
-                _ = tokio::time::sleep_until(deadline.into()), if killing_since.is_none() => {
-                    timed_out = Some(timeout);
-                    killing_since = Some(Instant::now());
-                    // The whole tree, the shell included: the shell's TERM trap saves its
-                    // state so the next shell can carry on from it.
-                    let mut tree = procs::descendants(self.child.id());
-                    tree.push(self.child.id());
-                    procs::signal_all(&tree, Signal::SIGTERM);
-                }
-                _ = async { tokio::time::sleep_until(kill_deadline.unwrap().into()).await }, if kill_deadline.is_some() => {
-                    procs::kill_descendants(self.child.id(), Duration::from_secs(2));
-                    procs::signal_all(&[self.child.id()], Signal::SIGKILL);
-                    killing_since = Some(Instant::now() + Duration::from_secs(3600));
-                }
-            }
-        }
-        let duration = started.elapsed();
-        if timed_out.is_some() && shell_exit.is_none() {
-            // The shell was sent SIGTERM with its tree. Either its TERM trap is saving its
-            // state and exiting, or the cell made it ignore TERM and it finished the command:
-            // then this line asks it to save and exit. Past the grace period it is killed.
-            let _ = self.send("builtin trap - EXIT; __labrun_save; builtin exit 143\n");
-            shell_exit = Some(self.wait_exit(KILL_GRACE).await);
-        }
-        if timed_out.is_some() {
-            // Whatever ignored SIGTERM under the shell goes now.
-            procs::kill_descendants(self.child.id(), Duration::from_secs(2));
-        }
-        out.finish(&mut live);
-        if let Some(e) = err.as_mut() {
-            e.finish(&mut live);
-        }
-        let _ = fs::remove_file(&cell_file);
-        let _ = fs::remove_file(&wrapper_file);
-        let _ = fs::remove_file(ctl.join(&out_name));
-        let _ = fs::remove_file(ctl.join(&err_name));
-
-        let status = match (report.map(|r| r.status), shell_exit) {
-            (Some(_), _) if !report.is_some_and(|r| r.ran) => {
-                // The harness did not run the command as written.
-                self.replace(false).await?;
-                shell_event = Some(ShellEvent::Tampered);
-                ExitStatus::Code(255)
-            }
-            (marker, Some(exit)) => {
-                let restored = self.replace(true).await?;
-                let reason = if timed_out.is_some() {
-                    "the shell was stopped at the timeout".to_string()
+                fs::write(&cell_file, body)?;
+                let out_name = format!("o.{fifo_tag}.{i}");
+                let err_name = format!("e.{fifo_tag}.{i}");
+                let out = Capture::open(&ctl.join(&out_name), output_cap)?;
+                let err = if split_streams {
+                    Some(Capture::open(&ctl.join(&err_name), output_cap)?)
                 } else {
-                    format!("the shell exited during this cell (status {})", exit.code())
+                    None
                 };
+                let redirects = if split_streams {
+                    format!("</dev/null >{d}/{out_name} 2>{d}/{err_name} 3>&-")
+                } else {
+                    format!("</dev/null >{d}/{out_name} 2>&1 3>&-")
+                };
+                let source = format!(
+                    "{assignments}\\builtin . {} {redirects}",
+                    shell_quote(&inside_cell)
+                );
+                wrapper.push_str("__labrun_ran=\n");
+                match cwd {
+                    Some(dir) => wrapper.push_str(&format!(
+                        "__labrun_pwd=$PWD; \\builtin cd -- {} {redirects} && {source}\n",
+                        shell_quote(dir)
+                    )),
+                    None => wrapper.push_str(&format!("{source}\n")),
+                }
+                wrapper.push_str(&format!(
+                    "__labrun_st=$?; {unshadow}\n\\builtin printf '%s.{i} %s %s\\n' \"$__labrun_n\" \"$__labrun_st\" \"${{__labrun_ran-}}\" >&3\n"
+                ));
+                if cwd.is_some() {
+                    wrapper.push_str("\\builtin cd -- \"$__labrun_pwd\"\n");
+                }
+                steps.push(Step {
+                    cell_file,
+                    inside_cell,
+                    out,
+                    err,
+                    out_path: ctl.join(&out_name),
+                    err_path: ctl.join(&err_name),
+                    begin: begin.clone(),
+                });
+            }
+            let wrapper_file = ctl.join(format!("w.{n}"));
+            fs::write(&wrapper_file, wrapper)?;
+            // In POSIX mode `.` is found before any function, and the line stays short.
+            let line = format!(
+                "POSIXLY_CORRECT=y; \\. {} {nonce}\n",
+                shell_quote(&format!("{inside}/w.{n}"))
+            );
+
+            if self.has_exited() || self.send(&line).is_err() {
+                // The shell died between commands (a background process killed it).
+                let restored = self.replace(true).await?;
                 shell_event = Some(ShellEvent::Replaced {
-                    reason,
+                    reason: "the shell had exited before this cell".into(),
                     state_restored: restored,
                 });
-                marker.map(ExitStatus::Code).unwrap_or(exit)
+                self.send(&line)?;
             }
-            (Some(code), None) => ExitStatus::Code(code),
-            (None, None) => unreachable!("the loop ends only with a status or a dead shell"),
-        };
-        let cleanup = |bytes: Vec<u8>| rename_source(bytes, &inside_cell);
-        Ok(CommandRun {
-            output: cleanup(out.kept),
-            stderr: err.map(|e| cleanup(e.kept)).unwrap_or_default(),
-            status,
-            duration,
-            timed_out,
-            truncated: out.truncated,
-            shell_event,
-        })
+
+            let mut ended_batch = false;
+            for (i, step) in steps.iter_mut().enumerate() {
+                let started = Instant::now();
+                if ended_batch {
+                    break;
+                }
+                let deadline = started + timeout;
+                let key = format!("{nonce}.{i}");
+                let mut report: Option<Report> = None;
+                let mut timed_out = None;
+                let mut shell_exit: Option<ExitStatus> = None;
+                let mut killing_since: Option<Instant> = None;
+                loop {
+                    let err_open = step.err.as_ref().is_some_and(|c| !c.done);
+                    let kill_deadline = killing_since.map(|t| t + KILL_GRACE);
+                    tokio::select! {
+                        r = step.out.reader.readable(), if !step.out.done => {
+                            r?;
+                            step.out.drain_now(&mut live, false);
+                        }
+                        r = async { step.err.as_ref().unwrap().reader.readable().await }, if err_open => {
+                            r?;
+                            if let Some(e) = step.err.as_mut() { e.drain_now(&mut live, false); }
+                        }
+                        r = self.status.read_report(&key, Some(&step.begin)) => {
+                            report = Some(r?);
+                            break;
+                        }
+                        _ = self.pidfd.readable() => {
+                            shell_exit = Some(self.reap());
+                            break;
+                        }
+                        _ = tokio::time::sleep_until(deadline.into()), if killing_since.is_none() => {
+                            timed_out = Some(timeout);
+                            killing_since = Some(Instant::now());
+                            // The whole tree, the shell included: the shell's TERM trap saves
+                            // its state so the next shell can carry on from it.
+                            let mut tree = procs::descendants(self.child.id());
+                            tree.push(self.child.id());
+                            procs::signal_all(&tree, Signal::SIGTERM);
+                        }
+                        _ = async { tokio::time::sleep_until(kill_deadline.unwrap().into()).await }, if kill_deadline.is_some() => {
+                            procs::kill_descendants(self.child.id(), Duration::from_secs(2));
+                            procs::signal_all(&[self.child.id()], Signal::SIGKILL);
+                            killing_since = Some(Instant::now() + Duration::from_secs(3600));
+                        }
+                    }
+                }
+                let duration = started.elapsed();
+                if timed_out.is_some() && shell_exit.is_none() {
+                    // The shell was sent SIGTERM with its tree. Either its TERM trap is saving
+                    // its state and exiting, or the cell made it ignore TERM and it finished the
+                    // command: then this line asks it to save and exit. Past the grace period it
+                    // is killed.
+                    let _ = self.send("builtin trap - EXIT; __labrun_save; builtin exit 143\n");
+                    shell_exit = Some(self.wait_exit(KILL_GRACE).await);
+                }
+                if timed_out.is_some() {
+                    // Whatever ignored SIGTERM under the shell goes now.
+                    procs::kill_descendants(self.child.id(), Duration::from_secs(2));
+                }
+                step.out.finish(&mut live);
+                if let Some(e) = step.err.as_mut() {
+                    e.finish(&mut live);
+                }
+                let status = match (report.map(|r| r.status), shell_exit) {
+                    (Some(_), _) if !report.is_some_and(|r| r.ran) => {
+                        // The harness did not run the command as written.
+                        self.replace(false).await?;
+                        shell_event = Some(ShellEvent::Tampered);
+                        ended_batch = true;
+                        ExitStatus::Code(255)
+                    }
+                    (marker, Some(exit)) => {
+                        let restored = self.replace(true).await?;
+                        let reason = if timed_out.is_some() {
+                            "the shell was stopped at the timeout".to_string()
+                        } else {
+                            format!("the shell exited during this cell (status {})", exit.code())
+                        };
+                        shell_event = Some(ShellEvent::Replaced {
+                            reason,
+                            state_restored: restored,
+                        });
+                        ended_batch = true;
+                        marker.map(ExitStatus::Code).unwrap_or(exit)
+                    }
+                    (Some(code), None) => ExitStatus::Code(code),
+                    (None, None) => {
+                        unreachable!("the loop ends only with a status or a dead shell")
+                    }
+                };
+                let inside_cell = step.inside_cell.clone();
+                let cleanup = |bytes: Vec<u8>| rename_source(bytes, &inside_cell);
+                results.push(CommandRun {
+                    output: cleanup(std::mem::take(&mut step.out.kept)),
+                    stderr: step
+                        .err
+                        .as_mut()
+                        .map(|e| cleanup(std::mem::take(&mut e.kept)))
+                        .unwrap_or_default(),
+                    status,
+                    duration,
+                    timed_out,
+                    truncated: step.out.truncated + step.err.as_ref().map_or(0, |e| e.truncated),
+                    shell_event: shell_event.take(),
+                });
+            }
+            for step in &steps {
+                let _ = fs::remove_file(&step.cell_file);
+                let _ = fs::remove_file(&step.out_path);
+                let _ = fs::remove_file(&step.err_path);
+            }
+            let _ = fs::remove_file(&wrapper_file);
+            pending_event = shell_event;
+        }
+        Ok(results)
     }
 
     /// Whether the shell has already exited (a background process killed it), without waiting.
