@@ -361,3 +361,63 @@ fn update_rewrites_a_single_line_expect_attribute() {
     );
     lab.run(&["nb.md"]).status(0);
 }
+
+/// Processes whose command line contains `needle` (pgrep would match itself in some setups).
+fn processes_matching(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn background_and_detached_processes_die_with_the_run() {
+    let lab = Lab::new();
+    let tag = format!("labrun-bg-{}", std::process::id());
+    lab.write(
+        "nb.md",
+        &format!(
+            "```bash | {{type: 'command'}}\n(exec -a {tag}-a sleep 1000) &\nsetsid nohup bash -c 'exec -a {tag}-b sleep 1000' >/dev/null 2>&1 &\necho started\n```\n"
+        ),
+    );
+    lab.run(&["nb.md"]).status(0);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(processes_matching(&tag), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_exits_130_and_leaves_nothing_behind() {
+    let lab = Lab::new();
+    let tag = format!("labrun-int-{}", std::process::id());
+    lab.write(
+        "nb.md",
+        &format!("```bash | {{type: 'command'}}\nexec -a {tag} sleep 1000\n```\n"),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_labrun"))
+        .arg("nb.md")
+        .current_dir(lab.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while processes_matching(&tag).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!processes_matching(&tag).is_empty(), "the cell started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(processes_matching(&tag), Vec::<String>::new());
+}
