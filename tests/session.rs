@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use labrun::env::{self, EnvSpec};
-use labrun::exec::session::{CommandSpec, ShellSession};
+use labrun::exec::session::{RunOptions, ShellSession};
 use labrun::notebook::BackendKind;
 use labrun::outcome::{CommandRun, ExitStatus, ShellEvent};
 
@@ -43,8 +43,7 @@ fn lab() -> Lab {
 impl Lab {
     fn run_with(&mut self, script: &str, timeout: Duration, split: bool) -> CommandRun {
         let env = BTreeMap::new();
-        let spec = CommandSpec {
-            script,
+        let opts = RunOptions {
             timeout,
             split_streams: split,
             env: &env,
@@ -53,7 +52,7 @@ impl Lab {
             live: None,
         };
         self.rt
-            .block_on(self.session.run(spec))
+            .block_on(self.session.run(script, opts))
             .unwrap_or_else(|e| panic!("labrun itself failed: {e}"))
     }
     fn run(&mut self, script: &str) -> CommandRun {
@@ -241,8 +240,7 @@ fn error_messages_do_not_name_labrun_files() {
 fn output_is_capped() {
     let mut lab = lab();
     let env = BTreeMap::new();
-    let spec = CommandSpec {
-        script: "head -c 100000 /dev/zero",
+    let opts = RunOptions {
         timeout: Duration::from_secs(10),
         split_streams: false,
         env: &env,
@@ -250,7 +248,10 @@ fn output_is_capped() {
         output_cap: 1000,
         live: None,
     };
-    let r = lab.rt.block_on(lab.session.run(spec)).unwrap();
+    let r = lab
+        .rt
+        .block_on(lab.session.run("head -c 100000 /dev/zero", opts))
+        .unwrap();
     assert_eq!(r.output.len(), 1000);
     assert_eq!(r.truncated, 99000);
 }
@@ -266,7 +267,6 @@ fn exit_keeps_the_directory_the_cell_moved_to() {
 
 #[test]
 fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway() {
-    use labrun::exec::session::BatchSpec;
     let mut lab = lab();
     let env = BTreeMap::new();
     let scripts = [
@@ -277,8 +277,7 @@ fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway() {
         "echo five",
         "false",
     ];
-    let spec = BatchSpec {
-        scripts: &scripts,
+    let opts = RunOptions {
         timeout: Duration::from_millis(500),
         split_streams: false,
         env: &env,
@@ -286,7 +285,10 @@ fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway() {
         output_cap: 1 << 20,
         live: None,
     };
-    let runs = lab.rt.block_on(lab.session.run_batch(spec)).unwrap();
+    let runs = lab
+        .rt
+        .block_on(lab.session.run_batch(&scripts, opts))
+        .unwrap();
     let outs: Vec<String> = runs
         .iter()
         .map(|r| String::from_utf8_lossy(&r.output).into_owned())

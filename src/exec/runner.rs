@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::check;
 use crate::env::{self, EnvError, Environment};
-use crate::exec::session::{BatchSpec, CommandSpec, ShellSession, shell_quote};
+use crate::exec::session::{RunOptions, ShellSession, shell_quote};
 use crate::notebook::{BackendKind, Cell, CellKind};
 use crate::outcome::{
     CellOutcome, CommandRun, ExitStatus, Failure, NotebookOutcome, ShellEvent, StepOutcome, Verdict,
@@ -151,29 +151,19 @@ fn notes_for(run: &CommandRun, notes: &mut Vec<String>) {
 }
 
 impl CellContext<'_> {
+    /// Runs one command of this cell.
     async fn command(
         &mut self,
         script: &str,
         split: bool,
         cwd: Option<&str>,
     ) -> std::io::Result<CommandRun> {
-        let plan = self.plan;
-        let reporter = &mut *self.reporter;
-        let cell = self.cell;
-        let mut live = |chunk: &[u8]| reporter.event(&Event::Output { plan, cell, chunk });
-        let spec = CommandSpec {
-            script,
-            timeout: self.timeout,
-            split_streams: split,
-            env: &self.cell.attrs.env,
-            cwd,
-            output_cap: self.plan.output_cap,
-            live: Some(&mut live),
-        };
-        self.session.run(spec).await
+        let mut runs = self.batch(&[script], split, cwd).await?;
+        Ok(runs.remove(0))
     }
 
-    /// Runs a transcript's steps in one batch (one round trip to the shell).
+    /// Runs commands of this cell (a transcript's steps) in one batch: one round trip to the
+    /// shell, each command still captured, timed and checked on its own.
     async fn batch(
         &mut self,
         scripts: &[&str],
@@ -184,8 +174,7 @@ impl CellContext<'_> {
         let reporter = &mut *self.reporter;
         let cell = self.cell;
         let mut live = |chunk: &[u8]| reporter.event(&Event::Output { plan, cell, chunk });
-        let spec = BatchSpec {
-            scripts,
+        let opts = RunOptions {
             timeout: self.timeout,
             split_streams: split,
             env: &self.cell.attrs.env,
@@ -193,7 +182,7 @@ impl CellContext<'_> {
             output_cap: self.plan.output_cap,
             live: Some(&mut live),
         };
-        self.session.run_batch(spec).await
+        self.session.run_batch(scripts, opts).await
     }
 
     /// Resolves `path:` for this cell; on the host backend it must stay inside the run.

@@ -66,9 +66,9 @@ pub struct ShellLaunch {
     pub workdir_inside: String,
 }
 
-/// One command to run in the session.
-pub struct CommandSpec<'a> {
-    pub script: &'a str,
+/// How the commands of one `run` or `run_batch` call run.
+pub struct RunOptions<'a> {
+    /// Per command.
     pub timeout: Duration,
     /// Capture stderr apart from stdout (else both go to one stream, in write order).
     pub split_streams: bool,
@@ -175,17 +175,6 @@ impl Capture {
 
 /// Commands sent to the shell in one line at most (each holds two descriptors open).
 const MAX_BATCH: usize = 64;
-
-/// Several commands for `run_batch`, sharing their settings.
-pub struct BatchSpec<'a, 's> {
-    pub scripts: &'s [&'s str],
-    pub timeout: Duration,
-    pub split_streams: bool,
-    pub env: &'a BTreeMap<String, String>,
-    pub cwd: Option<&'a str>,
-    pub output_cap: u64,
-    pub live: Live<'a>,
-}
 
 /// One command of a batch, while it runs.
 struct Step {
@@ -427,26 +416,8 @@ impl ShellSession {
     }
 
     /// Runs one command and reports what it did. Errors are labrun's own failures.
-    pub async fn run(&mut self, spec: CommandSpec<'_>) -> io::Result<CommandRun> {
-        let CommandSpec {
-            script,
-            timeout,
-            split_streams,
-            env,
-            cwd,
-            output_cap,
-            live,
-        } = spec;
-        let batch = BatchSpec {
-            scripts: &[script],
-            timeout,
-            split_streams,
-            env,
-            cwd,
-            output_cap,
-            live,
-        };
-        let mut runs = self.run_batch(batch).await?;
+    pub async fn run(&mut self, script: &str, opts: RunOptions<'_>) -> io::Result<CommandRun> {
+        let mut runs = self.run_batch(&[script], opts).await?;
         Ok(runs.remove(0))
     }
 
@@ -454,16 +425,19 @@ impl ShellSession {
     /// sent to the shell, and reports each on its own. The shell runs ahead; labrun follows
     /// each command's status in order. A command that ends the shell, times out or finds the
     /// harness tampered with ends the batch there; the rest run in a fresh batch.
-    pub async fn run_batch(&mut self, spec: BatchSpec<'_, '_>) -> io::Result<Vec<CommandRun>> {
-        let BatchSpec {
-            scripts,
+    pub async fn run_batch(
+        &mut self,
+        scripts: &[&str],
+        opts: RunOptions<'_>,
+    ) -> io::Result<Vec<CommandRun>> {
+        let RunOptions {
             timeout,
             split_streams,
             env,
             cwd,
             output_cap,
             mut live,
-        } = spec;
+        } = opts;
         let mut results: Vec<CommandRun> = Vec::with_capacity(scripts.len());
         let mut pending_event: Option<ShellEvent> = None;
         while results.len() < scripts.len() {
