@@ -45,8 +45,6 @@ use crate::outcome::{CommandRun, ExitStatus, ShellEvent};
 
 /// How long a killed command gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(1);
-/// How long a new shell may take to say it is ready.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Everything needed to start the session's shell; a backend fills it in.
 #[derive(Debug, Clone)]
@@ -375,27 +373,10 @@ impl ShellSession {
             "builtin . {}\n",
             shell_quote(&format!("{}/{init_name}", self.launch.control_dir_inside))
         ))?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        tokio::select! {
-                r = self.status.read_report(&ready, None) => {
-                    r?;
-                    let _ = fs::remove_file(self.launch.control_dir.join(&init_name));
-                    Ok(())
-                }
-                _ = self.pidfd.readable() => {
-                    let status = self.reap();
-                    Err(io::Error::other(format!(
-                        "the shell {} exited while starting (status {})",
-                        self.launch.program.display(), status.code()
-                    )))
-                }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    Err(io::Error::other(format!(
-                        "the shell {} did not start within {} s",
-                        self.launch.program.display(), START_TIMEOUT.as_secs()
-                    )))
-                }
-        }
+        // No round trip to wait for it: the shell reads the next line only once it has run
+        // this one, the ready report just waits in the status buffer, and a shell that dies
+        // while starting is seen through the pidfd by the first command.
+        Ok(())
     }
 
     fn send(&mut self, text: &str) -> io::Result<()> {
@@ -691,10 +672,13 @@ impl ShellSession {
         self.kill_all();
         let state = self.launch.control_dir.join("state");
         let restore = use_state && state.exists();
+        // A name of its own: the new shell sources it after this returns, without a round
+        // trip, so it is left for the run directory's removal rather than deleted here.
+        let restore_name = format!("state.{}", random_token());
         let restore_path = restore
-            .then(|| PathBuf::from(format!("{}/state.restore", self.launch.control_dir_inside)));
+            .then(|| PathBuf::from(format!("{}/{restore_name}", self.launch.control_dir_inside)));
         if restore {
-            fs::rename(&state, self.launch.control_dir.join("state.restore"))?;
+            fs::rename(&state, self.launch.control_dir.join(&restore_name))?;
         }
         let _ = fs::remove_file(&state);
         let cwd = self.last_cwd.clone();
@@ -704,7 +688,6 @@ impl ShellSession {
             cwd.as_deref(),
         ))
         .await?;
-        let _ = fs::remove_file(self.launch.control_dir.join("state.restore"));
         let old = std::mem::replace(self, next);
         drop(old);
         Ok(restore)
