@@ -250,11 +250,11 @@ fn run(args: RunArgs) -> i32 {
             return exit_code::USAGE;
         }
     };
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1)
-        .min(args.notebooks.len().max(1));
+    let jobs = match (args.jobs, args.notebooks.len()) {
+        (_, 1) => 1,
+        (Some(j), n) => j.clamp(1, n),
+        (None, n) => std::thread::available_parallelism().map_or(1, |c| c.get().min(n)),
+    };
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.verbose {
@@ -307,33 +307,39 @@ fn run(args: RunArgs) -> i32 {
     procs::become_subreaper();
     let queue = Mutex::new(args.notebooks.iter().collect::<Vec<_>>().into_iter());
     let results = Mutex::new(Vec::<NotebookResult>::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime");
-                loop {
-                    let Some(path) = queue.lock().unwrap().next() else {
-                        break;
-                    };
-                    let result = rt.block_on(one_notebook(
-                        path,
-                        &parse_opts,
-                        &opts,
-                        args.update,
-                        &reporter,
-                    ));
-                    let stop = result.status == exit_code::INTERRUPTED;
-                    results.lock().unwrap().push(result);
-                    if stop {
-                        break;
-                    }
-                }
-            });
+    // Each worker takes notebooks off the queue until it is empty or Ctrl-C stops the run.
+    let worker = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        loop {
+            let Some(path) = queue.lock().unwrap().next() else {
+                break;
+            };
+            let result = rt.block_on(one_notebook(
+                path,
+                &parse_opts,
+                &opts,
+                args.update,
+                &reporter,
+            ));
+            let stop = result.status == exit_code::INTERRUPTED;
+            results.lock().unwrap().push(result);
+            if stop {
+                break;
+            }
         }
-    });
+    };
+    if jobs == 1 {
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(worker);
+            }
+        });
+    }
     // Daemons that cells double-forked reparented to labrun; none outlives the run.
     procs::kill_descendants(std::process::id(), Duration::from_secs(5));
 
