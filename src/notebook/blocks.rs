@@ -5,13 +5,16 @@
 //! unclosed fences all as CommonMark says); this file maps its events back to source lines.
 //! It does not decide which blocks are cells.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
 
 use super::model::Span;
 use super::source::Source;
+#[cfg(test)]
 use super::transcript::BodyLine;
+use super::transcript::RawLine;
 
 /// A fenced code block as written.
 #[derive(Debug, Clone)]
@@ -24,7 +27,7 @@ pub struct Fenced<'a> {
     /// 1-based column of the opening fence.
     pub column: u32,
     /// The fence as written: "```", "~~~~".
-    pub fence: String,
+    pub fence: &'a str,
     /// Columns before the fence on its line (tabs to the next multiple of 4).
     pub indent: usize,
     /// The info string as written in the source (not unescaped), trimmed.
@@ -38,10 +41,43 @@ pub struct Fenced<'a> {
     last_line_start: usize,
 }
 
-/// pulldown-cmark's text events inside a code block, with their source ranges.
-type Pieces<'a> = Vec<(CowStr<'a>, Range<usize>)>;
+/// One of pulldown-cmark's text events inside a code block, with its source range.
+type Piece<'a> = (CowStr<'a>, Range<usize>);
 
-/// A block's body, read out of its pieces (only for cells and output blocks: it allocates).
+/// The pieces of a block's body. Most bodies are one piece (pulldown-cmark joins the lines of
+/// a block outside any container), which is kept without allocating.
+#[derive(Debug, Clone, Default)]
+enum Pieces<'a> {
+    #[default]
+    Empty,
+    One(Piece<'a>),
+    Many(Vec<Piece<'a>>),
+}
+
+impl<'a> Pieces<'a> {
+    fn push(&mut self, piece: Piece<'a>) {
+        match self {
+            Pieces::Many(all) => all.push(piece),
+            Pieces::Empty => *self = Pieces::One(piece),
+            Pieces::One(_) => {
+                if let Pieces::One(first) = std::mem::take(self) {
+                    *self = Pieces::Many(vec![first, piece]);
+                }
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[Piece<'a>] {
+        match self {
+            Pieces::Empty => &[],
+            Pieces::One(piece) => std::slice::from_ref(piece),
+            Pieces::Many(all) => all,
+        }
+    }
+}
+
+/// A block's body, read out of its pieces (only for tests: cells use `RawBody`).
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct Body {
     pub lines: Vec<BodyLine>,
@@ -61,7 +97,7 @@ pub struct Comment {
 #[derive(Debug, Clone)]
 pub enum Item<'a> {
     /// A heading's plain text.
-    Heading(String),
+    Heading(Cow<'a, str>),
     Fenced(Fenced<'a>),
 }
 
@@ -79,19 +115,19 @@ pub fn scan<'a, E>(
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS;
     let mut first_comment = None;
-    let mut heading: Option<String> = None;
-    let mut code: Option<(Range<usize>, Pieces<'_>)> = None;
+    let mut heading: Option<Cow<'a, str>> = None;
+    let mut code: Option<(Range<usize>, Pieces<'a>)> = None;
     for (event, range) in Parser::new_ext(markdown, options).into_offset_iter() {
         let range = range.start + from..range.end + from;
         match event {
-            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::Start(Tag::Heading { .. }) => heading = Some(Cow::Borrowed("")),
             Event::End(TagEnd::Heading(_)) => {
                 if let Some(text) = heading.take() {
                     visit(Item::Heading(text))?;
                 }
             }
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_))) => {
-                code = Some((range, Vec::new()))
+                code = Some((range, Pieces::Empty))
             }
             Event::End(TagEnd::CodeBlock) => {
                 if let Some((block, pieces)) = code.take() {
@@ -102,7 +138,11 @@ pub fn scan<'a, E>(
                 if let Some((_, pieces)) = code.as_mut() {
                     pieces.push((text, range));
                 } else if let Some(h) = heading.as_mut() {
-                    h.push_str(&text);
+                    match text {
+                        // A heading of one piece of source text borrows it.
+                        CowStr::Borrowed(piece) if h.is_empty() => *h = Cow::Borrowed(piece),
+                        other => h.to_mut().push_str(&other),
+                    }
                 }
             }
             Event::Start(Tag::HtmlBlock) if first_comment.is_none() => {
@@ -124,11 +164,11 @@ fn comment(src: &Source, range: Range<usize>) -> Option<Comment> {
     Some(Comment { start, inner })
 }
 
-fn fenced<'a>(src: &Source, block: Range<usize>, pieces: Pieces<'a>) -> Fenced<'a> {
-    let text = &src.text;
+fn fenced<'a>(src: &'a Source, block: Range<usize>, pieces: Pieces<'a>) -> Fenced<'a> {
+    let text = src.text.as_str();
     let idx = &src.lines;
     let open_line = idx.line_of(block.start);
-    let (line, column) = src.position(block.start);
+    let (line, column) = idx.position_on(text, open_line, block.start);
     let line_start = idx.start(open_line);
 
     let fence_char = text[block.start..].chars().next().unwrap_or('`');
@@ -136,11 +176,14 @@ fn fenced<'a>(src: &Source, block: Range<usize>, pieces: Pieces<'a>) -> Fenced<'
         .bytes()
         .take_while(|&b| b == fence_char as u8)
         .count();
-    let fence = text[block.start..block.start + fence_len].to_owned();
+    let fence = &text[block.start..block.start + fence_len];
 
-    let open_end = text[block.start..]
-        .find('\n')
-        .map_or(text.len(), |i| block.start + i);
+    // The opening line ends at the first `\n` after the fence: where the next line starts.
+    let open_end = if open_line + 1 < idx.count() {
+        idx.start(open_line + 1) - 1
+    } else {
+        text.len()
+    };
     let info_raw = &text[block.start + fence_len..open_end];
     let info_start = block.start + fence_len + (info_raw.len() - info_raw.trim_start().len());
     let info_end = block.start + fence_len + info_raw.trim_end().len();
@@ -152,7 +195,10 @@ fn fenced<'a>(src: &Source, block: Range<usize>, pieces: Pieces<'a>) -> Fenced<'
     // not a body line (pulldown-cmark runs an unclosed block to the end of its container).
     let last_line = idx.line_of(block.end.saturating_sub(1).max(block.start));
     let last_line_start = idx.start(last_line);
-    let last_is_body = pieces.last().is_some_and(|(_, r)| r.end > last_line_start);
+    let last_is_body = pieces
+        .as_slice()
+        .last()
+        .is_some_and(|(_, r)| r.end > last_line_start);
     let closing = text[last_line_start.max(block.start)..block.end].trim_end();
     let run = closing.len() - closing.trim_end_matches(fence_char).len();
     let closed = last_line != open_line && !last_is_body && run >= fence_len;
@@ -185,15 +231,47 @@ fn fenced<'a>(src: &Source, block: Range<usize>, pieces: Pieces<'a>) -> Fenced<'
 
 impl Fenced<'_> {
     /// Reads the body's text and line prefix out of pulldown-cmark's pieces, and its lines
-    /// when `with_lines` (a transcript needs them; they cost an allocation each).
+    /// when `with_lines`.
+    #[cfg(test)]
     pub fn read_body(&self, src: &Source, with_lines: bool) -> Body {
+        let mut text = String::new();
+        let mut raw = Vec::new();
+        let prefix = self.read_body_into(src, &mut text, with_lines.then_some(&mut raw));
+        let lines = raw
+            .iter()
+            .map(|l| BodyLine {
+                text: text[l.text.clone()].to_owned(),
+                line: l.line,
+                column: l.column,
+                start: l.start,
+                end: l.end,
+            })
+            .collect();
+        Body {
+            lines,
+            text,
+            prefix,
+        }
+    }
+
+    /// Reads the body out of pulldown-cmark's pieces: appends its text to `body_text` (container
+    /// prefixes removed, CRLF turned into LF), and its lines to `lines` when given (a transcript
+    /// needs them; their text ranges are offsets in `body_text`). Returns the line prefix.
+    ///
+    /// The caller owns the buffers, so a body read only to be looked at reuses them.
+    pub fn read_body_into(
+        &self,
+        src: &Source,
+        body_text: &mut String,
+        mut lines: Option<&mut Vec<RawLine>>,
+    ) -> String {
         let text = &src.text;
         let idx = &src.lines;
-        let mut lines: Vec<BodyLine> = Vec::new();
-        let mut body_text = String::with_capacity(self.body.end - self.body.start);
-        let mut prefix: Option<String> = None;
+        let with_lines = lines.is_some();
+        body_text.reserve(self.body.end - self.body.start);
+        let mut prefix: Option<&str> = None;
         let mut at_line_start = true;
-        for (piece, range) in &self.pieces {
+        for (piece, range) in self.pieces.as_slice() {
             let base_line = if with_lines || prefix.is_none() {
                 idx.line_of(range.start)
             } else {
@@ -217,11 +295,9 @@ impl Fenced<'_> {
                     let content = segment.trim_end_matches('\n');
                     let blank = content.trim().is_empty();
                     if prefix.is_none() && !blank {
-                        prefix = text
-                            .get(line_start.min(text_offset)..text_offset)
-                            .map(String::from);
+                        prefix = text.get(line_start.min(text_offset)..text_offset);
                     }
-                    if with_lines {
+                    if let Some(lines) = lines.as_deref_mut() {
                         // A blank line's piece may sit on its `\r\n`: column 1 says more.
                         let from = if src_line == 0 {
                             line_start.max(src.bom)
@@ -232,8 +308,8 @@ impl Fenced<'_> {
                             Some(before) if !blank => before.chars().count() + 1,
                             _ => 1,
                         };
-                        lines.push(BodyLine {
-                            text: String::new(),
+                        lines.push(RawLine {
+                            text: body_text.len()..body_text.len(),
                             line: u32::try_from(src_line + 1).unwrap_or(u32::MAX),
                             column: u32::try_from(column).unwrap_or(u32::MAX),
                             start: line_start,
@@ -247,12 +323,10 @@ impl Fenced<'_> {
                     None => (segment, false),
                 };
                 let content = content.strip_suffix('\r').unwrap_or(content);
-                if with_lines {
-                    if let Some(last) = lines.last_mut() {
-                        last.text.push_str(content);
-                    }
-                }
                 body_text.push_str(content);
+                if let Some(last) = lines.as_deref_mut().and_then(|l| l.last_mut()) {
+                    last.text.end = body_text.len();
+                }
                 if ends {
                     body_text.push('\n');
                     newlines += 1;
@@ -261,11 +335,9 @@ impl Fenced<'_> {
                 k += segment.len();
             }
         }
-        let prefix = prefix.unwrap_or_else(|| self.fallback_prefix(text));
-        Body {
-            lines,
-            text: body_text,
-            prefix,
+        match prefix {
+            Some(p) => p.to_owned(),
+            None => self.fallback_prefix(text),
         }
     }
 

@@ -5,15 +5,18 @@
 //! transcript language, or when it is a shell block and the notebook runs all of them. Golden
 //! files are the planner's: a cell whose only expectation would be one has `expected: None`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::annotation;
 use super::attrs::{self, CellAttrs, Pos};
 use super::blocks::{Fenced, Item};
+use super::hash::FastState;
 use super::ids::Ids;
 use super::model::{Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, Span};
 use super::source::Source;
-use super::transcript;
+use super::transcript::{self, RawLine};
 
 /// Languages whose blocks are transcripts, and cells without an annotation.
 const TRANSCRIPT_LANGS: &[&str] = &["console", "shell-session", "sh-session", "scrut"];
@@ -46,7 +49,27 @@ pub struct Builder<'s> {
     previous_cell: Option<usize>,
     /// Annotations already read without a warning, by text: notebooks repeat
     /// `{type: 'command'}` many times, and reading one is most of a cell's cost.
-    cache: HashMap<String, CellAttrs>,
+    cache: HashMap<String, Rc<CellAttrs>, FastState>,
+    /// The attributes of a cell without an annotation.
+    none: CellAttrs,
+    scratch: Scratch,
+}
+
+/// Buffers for bodies read only to be looked at (a transcript's text and lines, a skipped
+/// cell's prefix), reused from block to block.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    lines: Vec<RawLine>,
+}
+
+impl Scratch {
+    /// The buffers, emptied.
+    fn clear(&mut self) -> (&mut String, &mut Vec<RawLine>) {
+        self.text.clear();
+        self.lines.clear();
+        (&mut self.text, &mut self.lines)
+    }
 }
 
 /// Most distinct annotations cached; past that, annotations are read each time.
@@ -61,7 +84,9 @@ impl<'s> Builder<'s> {
             cells: Vec::new(),
             warnings: Vec::new(),
             previous_cell: None,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
+            none: CellAttrs::none(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -75,10 +100,11 @@ impl<'s> Builder<'s> {
             Item::Fenced(f) => f,
         };
         let info = Info::read(src, &f);
-        let ann = match &info.annotation {
-            Some((text, at)) => Some(self.annotation(text, *at)?),
+        let ann = match info.annotation {
+            Some((text, at)) => Some(self.annotation(text, at)?),
             None => None,
         };
+        let ann = ann.as_deref();
         match role(&info, ann, self.run_all) {
             Role::Prose => {
                 if !f.closed {
@@ -86,15 +112,24 @@ impl<'s> Builder<'s> {
                 }
                 self.previous_cell = None;
             }
-            Role::Output(ann) => {
+            Role::Output => {
                 let target = self
                     .previous_cell
                     .take()
                     .and_then(|i| self.cells.get_mut(i));
                 output_block(src, &f, &info, ann, target, &mut self.warnings)?;
             }
-            Role::Cell(ann) => {
-                let cell = cell(src, f, info, ann, &mut self.ids, &mut self.warnings)?;
+            Role::Cell => {
+                let ann = ann.unwrap_or(&self.none);
+                let cell = cell(
+                    src,
+                    f,
+                    info,
+                    ann,
+                    &mut self.ids,
+                    &mut self.warnings,
+                    &mut self.scratch,
+                )?;
                 self.cells.push(cell);
                 self.previous_cell = Some(self.cells.len() - 1);
             }
@@ -102,13 +137,13 @@ impl<'s> Builder<'s> {
         Ok(())
     }
 
-    fn annotation(&mut self, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
+    fn annotation(&mut self, text: &str, at: usize) -> Result<Rc<CellAttrs>, Diagnostic> {
         if let Some(hit) = self.cache.get(text) {
-            return Ok(hit.clone());
+            return Ok(Rc::clone(hit));
         }
-        let attrs = read_annotation(self.src, text, at)?;
+        let attrs = Rc::new(read_annotation(self.src, text, at)?);
         if attrs.warnings.is_empty() && self.cache.len() < CACHE_LIMIT {
-            self.cache.insert(text.to_owned(), attrs.clone());
+            self.cache.insert(text.to_owned(), Rc::clone(&attrs));
         }
         Ok(attrs)
     }
@@ -120,17 +155,17 @@ impl<'s> Builder<'s> {
 }
 
 /// The parts of an info string: ```` ```bash ignore | {type: 'command'} ````.
-struct Info {
-    lang: String,
-    lang_lower: String,
+struct Info<'s> {
+    lang: &'s str,
+    lang_lower: Cow<'s, str>,
     /// The word `ignore` after the language.
     ignore: bool,
     /// The annotation text and its byte offset: after `|`, or a scrut block's `{...}`.
-    annotation: Option<(String, usize)>,
+    annotation: Option<(&'s str, usize)>,
 }
 
-impl Info {
-    fn read(src: &Source, f: &Fenced) -> Info {
+impl<'s> Info<'s> {
+    fn read(src: &'s Source, f: &Fenced) -> Info<'s> {
         let info = &src.text[f.info.clone()];
         let (head, after_bar) = match info.find('|') {
             Some(i) => (&info[..i], Some((&info[i + 1..], f.info.start + i + 1))),
@@ -138,23 +173,27 @@ impl Info {
         };
         let head_trimmed = head.trim_start();
         let lang = head_trimmed.split_whitespace().next().unwrap_or("");
-        let lang_lower = lang.to_ascii_lowercase();
+        let lang_lower = if lang.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(lang.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(lang)
+        };
         let rest_offset = f.info.start + (head.len() - head_trimmed.len()) + lang.len();
         let rest = &head_trimmed[lang.len()..];
         let mut annotation = after_bar.map(|(text, at)| {
             let lead = text.len() - text.trim_start().len();
-            (text.trim().to_owned(), at + lead)
+            (text.trim(), at + lead)
         });
         let mut words = rest;
         // scrut's own configuration follows its language without a `|`.
         if annotation.is_none() && lang_lower == "scrut" && rest.trim_start().starts_with('{') {
             let lead = rest.len() - rest.trim_start().len();
-            annotation = Some((rest.trim().to_owned(), rest_offset + lead));
+            annotation = Some((rest.trim(), rest_offset + lead));
             words = "";
         }
         let ignore = words.split_whitespace().any(|w| w == "ignore");
         Info {
-            lang: lang.to_owned(),
+            lang,
             lang_lower,
             ignore,
             annotation,
@@ -165,25 +204,21 @@ impl Info {
 enum Role {
     /// Not run and not an expectation: a code sample.
     Prose,
-    /// An `output` block, with its annotation's attributes if it has one.
-    Output(Option<CellAttrs>),
-    Cell(Option<CellAttrs>),
+    /// An `output` block.
+    Output,
+    Cell,
 }
 
-fn role(info: &Info, ann: Option<CellAttrs>, run_all: bool) -> Role {
-    let cell_type = ann.as_ref().and_then(|a| a.cell_type.as_deref());
-    let lang = info.lang_lower.as_str();
+fn role(info: &Info, ann: Option<&CellAttrs>, run_all: bool) -> Role {
+    let cell_type = ann.and_then(|a| a.cell_type.as_deref());
+    let lang = info.lang_lower.as_ref();
     if cell_type == Some("output") || (cell_type.is_none() && lang == "output") {
-        return Role::Output(ann);
+        return Role::Output;
     }
     let is_cell = ann.is_some()
         || TRANSCRIPT_LANGS.contains(&lang)
         || (run_all && SHELL_LANGS.contains(&lang));
-    if is_cell {
-        Role::Cell(ann)
-    } else {
-        Role::Prose
-    }
+    if is_cell { Role::Cell } else { Role::Prose }
 }
 
 fn read_annotation(src: &Source, text: &str, at: usize) -> Result<CellAttrs, Diagnostic> {
@@ -208,10 +243,10 @@ fn key_position(src: &Source, text: &str, at: usize, key: &str) -> Pos {
     src.nested_position(at, 1, column)
 }
 
-impl Info {
+impl Info<'_> {
     /// The bytes of top-level `key`'s value literal in this block's annotation.
     fn value_span(&self, key: &str, syntax: Option<annotation::Syntax>, line: u32) -> Option<Span> {
-        let (text, at) = self.annotation.as_ref()?;
+        let (text, at) = self.annotation?;
         let range = annotation::value_span(text, syntax?, key)?;
         Some(Span {
             start: at + range.start,
@@ -222,8 +257,8 @@ impl Info {
 
     /// Where `key` is written in this block's annotation, or `fallback` without one.
     fn key_position(&self, src: &Source, key: &str, fallback: Pos) -> Pos {
-        match &self.annotation {
-            Some((text, at)) => key_position(src, text, *at, key),
+        match self.annotation {
+            Some((text, at)) => key_position(src, text, at, key),
             None => fallback,
         }
     }
@@ -251,12 +286,12 @@ fn output_block(
     src: &Source,
     f: &Fenced,
     info: &Info,
-    ann: Option<CellAttrs>,
+    ann: Option<&CellAttrs>,
     target: Option<&mut Cell>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<(), Diagnostic> {
     let fence_pos = (f.line, f.column);
-    if let Some(ann) = &ann {
+    if let Some(ann) = ann {
         warnings.extend(ann.warnings.iter().cloned());
         for key in &ann.written {
             if key != "type" {
@@ -313,12 +348,11 @@ fn output_block(
             ),
         ));
     }
-    let body = f.read_body(src, false);
-    let text = body
-        .text
-        .strip_suffix('\n')
-        .unwrap_or(&body.text)
-        .to_owned();
+    let mut text = String::new();
+    let prefix = f.read_body_into(src, &mut text, None);
+    if text.ends_with('\n') {
+        text.pop();
+    }
     cell.expected = Some(Expected {
         source: ExpectedSource::OutputBlock {
             block: Span {
@@ -327,9 +361,9 @@ fn output_block(
                 line: f.line,
             },
             body: f.body,
-            fence: f.fence.clone(),
+            fence: f.fence.to_owned(),
             indent: f.indent,
-            prefix: body.prefix,
+            prefix,
         },
         text,
         attribute_value: None,
@@ -342,17 +376,17 @@ fn cell(
     src: &Source,
     f: Fenced<'_>,
     info: Info,
-    ann: Option<CellAttrs>,
+    ann: &CellAttrs,
     ids: &mut Ids,
     warnings: &mut Vec<Diagnostic>,
+    scratch: &mut Scratch,
 ) -> Result<Cell, Diagnostic> {
     let fence_pos = (f.line, f.column);
     if !f.closed {
         return Err(unclosed(src, &f, true));
     }
-    let mut ann = ann.unwrap_or_else(CellAttrs::none);
-    warnings.append(&mut ann.warnings);
-    let lang = info.lang_lower.as_str();
+    warnings.extend(ann.warnings.iter().cloned());
+    let lang = info.lang_lower.as_ref();
     let is_transcript_lang = TRANSCRIPT_LANGS.contains(&lang);
     let cell_type = match &ann.cell_type {
         Some(t) => t.as_str(),
@@ -406,7 +440,13 @@ fn cell(
     };
 
     let (kind, prefix) = match skipped {
-        Some(reason) => (CellKind::Skipped { reason }, f.read_body(src, false).prefix),
+        Some(reason) => {
+            let (text, _) = scratch.clear();
+            (
+                CellKind::Skipped { reason },
+                f.read_body_into(src, text, None),
+            )
+        }
         None => {
             if PLANNED_TYPES.contains(&cell_type) {
                 return Err(diag(
@@ -423,7 +463,7 @@ fn cell(
                     format!("attribute '{name}' is not supported yet"),
                 ));
             }
-            kind_of(src, &f, &info, cell_type, &ann, fence_pos, type_pos)?
+            kind_of(src, &f, &info, cell_type, ann, fence_pos, scratch)?
         }
     };
 
@@ -455,12 +495,12 @@ fn cell(
             line: f.line,
         },
         body: f.body,
-        fence: f.fence,
+        fence: f.fence.to_owned(),
         indent: f.indent,
         prefix,
-        lang: info.lang,
+        lang: info.lang.to_owned(),
         kind,
-        attrs: ann.attrs,
+        attrs: ann.attrs.clone(),
         expected,
     })
 }
@@ -473,38 +513,51 @@ fn kind_of(
     cell_type: &str,
     ann: &CellAttrs,
     fence_pos: Pos,
-    type_pos: impl Fn() -> Pos,
+    scratch: &mut Scratch,
 ) -> Result<(CellKind, String), Diagnostic> {
-    let lang = info.lang_lower.as_str();
-    // Body lines are only needed to split a transcript into steps.
+    let type_pos = || {
+        if ann.cell_type.is_some() {
+            info.key_position(src, "type", fence_pos)
+        } else {
+            fence_pos
+        }
+    };
+    let lang = info.lang_lower.as_ref();
     let shell = SHELL_LANGS.contains(&lang);
-    let mut body = f.read_body(src, cell_type == "transcript");
-    if cell_type == "command" && shell && transcript::looks_like_transcript(&body.text) {
-        body = f.read_body(src, true);
+    // Body lines are only needed to split a transcript into steps; its text is only looked
+    // at, so it goes to the scratch buffers. Other bodies are kept as the cell's text.
+    let transcript_of = |scratch: &mut Scratch| {
+        let (text, lines) = scratch.clear();
+        let prefix = f.read_body_into(src, text, Some(lines));
+        transcript::parse_lines(text, lines).map(|steps| (steps, prefix))
+    };
+    if cell_type == "transcript" {
+        let (steps, prefix) = transcript_of(scratch)?;
+        let kind = CellKind::Transcript {
+            steps,
+            stdout_only: lang == "scrut",
+        };
+        return Ok((kind, prefix));
     }
+    let mut text = String::new();
+    let prefix = f.read_body_into(src, &mut text, None);
     let kind = match cell_type {
         // A shell block written as `$ cmd` lines is a transcript even when typed `command`:
         // run as a script, `$ docker images` would only ever fail with "$: not found".
-        "command" if shell && transcript::looks_like_transcript(&body.text) => {
-            CellKind::Transcript {
-                steps: transcript::parse(&body.lines)?,
+        "command" if shell && transcript::looks_like_transcript(&text) => {
+            let (steps, prefix) = transcript_of(scratch)?;
+            let kind = CellKind::Transcript {
+                steps,
                 stdout_only: false,
-            }
+            };
+            return Ok((kind, prefix));
         }
-        "command" => CellKind::Command {
-            script: body.text.clone(),
-        },
-        "transcript" => CellKind::Transcript {
-            steps: transcript::parse(&body.lines)?,
-            stdout_only: lang == "scrut",
-        },
+        "command" => CellKind::Command { script: text },
         "file" => {
             if ann.attrs.path.is_none() {
                 return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
             }
-            CellKind::File {
-                content: body.text.clone(),
-            }
+            CellKind::File { content: text }
         }
         "script" => {
             let interpreter = match lang {
@@ -521,12 +574,12 @@ fn kind_of(
             };
             CellKind::Script {
                 interpreter: interpreter.to_owned(),
-                program: body.text.clone(),
+                program: text,
             }
         }
         other => unreachable_type(other, fence_pos)?,
     };
-    Ok((kind, body.prefix))
+    Ok((kind, prefix))
 }
 
 /// Types are checked before `kind_of`; reaching here is a bug, reported rather than panicking.

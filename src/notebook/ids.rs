@@ -6,8 +6,9 @@
 //! any heading are in a section named `cell`. Every cell takes the next number of its section,
 //! explicit ids included, so giving one cell an id does not rename the cells after it.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use super::hash::{FastState, StrMap};
 
 /// The section name of cells above the first heading (or under a heading with no ASCII
 /// letters or digits).
@@ -17,8 +18,15 @@ const NO_HEADING: &str = "cell";
 const MAX_SLUG: usize = 64;
 
 /// A heading's slug: lowercase ASCII letters and digits, other runs become one `-`.
+#[cfg(test)]
 pub fn slug(heading: &str) -> String {
     let mut out = String::with_capacity(heading.len().min(MAX_SLUG));
+    slug_into(heading, &mut out);
+    out
+}
+
+/// `slug`, appended to `out` (empty on entry).
+fn slug_into(heading: &str, out: &mut String) {
     let mut pending_dash = false;
     for c in heading.chars() {
         if c.is_ascii_alphanumeric() {
@@ -34,28 +42,31 @@ pub fn slug(heading: &str) -> String {
             pending_dash = true;
         }
     }
-    out
 }
 
 #[derive(Debug, Default)]
 pub struct Ids {
     /// Section slugs handed out so far.
-    sections: HashSet<String>,
+    sections: StrMap<()>,
     /// The next suffix to try for a heading slug, so a hundred "Step" headings stay linear.
-    next_suffix: HashMap<String, usize>,
+    next_suffix: HashMap<String, usize, FastState>,
     current: Option<String>,
     counter: usize,
     /// Every cell id so far, with its 1-based line.
-    taken: HashMap<String, u32>,
+    taken: StrMap<u32>,
+    /// The buffer of the section before the current one, reused for the next heading's name.
+    spare: String,
 }
 
 impl Ids {
     /// A heading starts a new section.
     pub fn heading(&mut self, text: &str) {
-        let mut name = match slug(text) {
-            s if s.is_empty() => NO_HEADING.to_owned(),
-            s => s,
-        };
+        let mut name = std::mem::take(&mut self.spare);
+        name.clear();
+        slug_into(text, &mut name);
+        if name.is_empty() {
+            name.push_str(NO_HEADING);
+        }
         if self.sections.contains(&name) {
             let base = name;
             let next = self.next_suffix.entry(base.clone()).or_insert(1);
@@ -67,8 +78,8 @@ impl Ids {
                 }
             }
         }
-        self.sections.insert(name.clone());
-        self.current = Some(name);
+        let _ = self.sections.insert_new(&name, ());
+        self.spare = self.current.replace(name).unwrap_or_default();
         self.counter = 0;
     }
 
@@ -76,7 +87,7 @@ impl Ids {
     /// `Err` carries the line of the cell that already has the id.
     pub fn next(&mut self, explicit: Option<&str>, line: u32) -> Result<String, (String, u32)> {
         let section = self.current.get_or_insert_with(|| {
-            self.sections.insert(NO_HEADING.to_owned());
+            let _ = self.sections.insert_new(NO_HEADING, ());
             NO_HEADING.to_owned()
         });
         self.counter += 1;
@@ -84,13 +95,9 @@ impl Ids {
             Some(id) => id.to_owned(),
             None => numbered(section, self.counter),
         };
-        match self.taken.entry(id) {
-            Entry::Occupied(first) => Err((first.key().clone(), *first.get())),
-            Entry::Vacant(slot) => {
-                let id = slot.key().clone();
-                slot.insert(line);
-                Ok(id)
-            }
+        match self.taken.insert_new(&id, line) {
+            Ok(()) => Ok(id),
+            Err(&first) => Err((id, first)),
         }
     }
 }

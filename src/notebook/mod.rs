@@ -11,6 +11,7 @@ mod attrs;
 mod blocks;
 mod cells;
 mod front_matter;
+mod hash;
 mod ids;
 pub mod model;
 mod source;

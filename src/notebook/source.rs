@@ -97,27 +97,56 @@ fn clamp_u32(n: usize) -> u32 {
 
 /// Byte offsets of line starts. Lines end at `\n` (a `\r` before it belongs to the line ending),
 /// as pulldown-cmark reads them; a lone `\r` is not a line break.
+///
+/// The parser asks about offsets in document order, so a lookup starts from the line of the
+/// previous one and usually finds its answer there or a line or two further on.
 #[derive(Debug, Clone)]
 pub struct LineIndex {
     starts: Vec<usize>,
     len: usize,
     bom: usize,
+    /// The line of the previous lookup.
+    hint: std::cell::Cell<usize>,
+}
+
+/// Bytes whose high bit is set where the byte of `word` is `\n`, and nowhere else.
+fn newline_mask(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ 0x0a0a_0a0a_0a0a_0a0a;
+    // A byte of `x` is zero exactly where `word` has a newline; no carry crosses bytes.
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// Calls `found` with the offset of every `\n` in `bytes`, in order, eight bytes at a time.
+pub fn for_each_newline(bytes: &[u8], mut found: impl FnMut(usize)) {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let mut mask = newline_mask(word);
+        while mask != 0 {
+            found(base + (mask.trailing_zeros() / 8) as usize);
+            mask &= mask - 1;
+        }
+        base += 8;
+    }
+    for (i, &b) in chunks.remainder().iter().enumerate() {
+        if b == b'\n' {
+            found(base + i);
+        }
+    }
 }
 
 impl LineIndex {
     pub fn new(text: &str, bom: usize) -> LineIndex {
         let mut starts = Vec::with_capacity(text.len() / 32 + 1);
         starts.push(0);
-        starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
+        for_each_newline(text.as_bytes(), |i| starts.push(i + 1));
         LineIndex {
             starts,
             len: text.len(),
             bom,
+            hint: std::cell::Cell::new(0),
         }
     }
 
@@ -128,9 +157,40 @@ impl LineIndex {
 
     /// 0-based line of a byte offset (offsets past the end map to the last line).
     pub fn line_of(&self, offset: usize) -> usize {
-        self.starts
-            .partition_point(|&s| s <= offset)
-            .saturating_sub(1)
+        let starts = &self.starts;
+        let hint = self.hint.get().min(starts.len() - 1);
+        // Gallop from the previous answer to a bracket `lo..hi` with `starts[lo] <= offset`
+        // and `starts[hi] > offset` (or `hi` past the end), then search inside it: nearby
+        // lookups touch a few nearby entries instead of the whole index.
+        let (lo, hi) = if starts[hint] <= offset {
+            let mut lo = hint;
+            let mut step = 1;
+            loop {
+                let probe = lo + step;
+                if probe >= starts.len() || starts[probe] > offset {
+                    break (lo, probe.min(starts.len()));
+                }
+                lo = probe;
+                step *= 2;
+            }
+        } else {
+            let mut hi = hint;
+            let mut step = 1;
+            loop {
+                if step > hi {
+                    break (0, hi);
+                }
+                let probe = hi - step;
+                if starts[probe] <= offset {
+                    break (probe, hi);
+                }
+                hi = probe;
+                step *= 2;
+            }
+        };
+        let line = lo + starts[lo + 1..hi].partition_point(|&s| s <= offset);
+        self.hint.set(line);
+        line
     }
 
     /// Byte offset where 0-based line `line` starts; the text's length past the last line.
@@ -148,6 +208,12 @@ impl LineIndex {
     pub fn position(&self, text: &str, offset: usize) -> (u32, u32) {
         let offset = offset.min(text.len());
         let line = self.line_of(offset);
+        self.position_on(text, line, offset)
+    }
+
+    /// `position` when the 0-based line of `offset` is already known.
+    pub fn position_on(&self, text: &str, line: usize, offset: usize) -> (u32, u32) {
+        let offset = offset.min(text.len());
         let mut start = self.start(line);
         if line == 0 {
             start = start.max(self.bom).min(offset);
@@ -210,6 +276,37 @@ mod tests {
         }
         assert_eq!(idx.count(), 4);
         assert_eq!((idx.start(1), idx.end(1), idx.start(9)), (3, 7, text.len()));
+    }
+
+    #[test]
+    fn lookups_in_any_order_agree_with_a_search_of_the_whole_index() {
+        let mut text = String::new();
+        for n in 0..300 {
+            text.push_str(&"x".repeat(n % 13));
+            text.push(if n % 7 == 0 { '\r' } else { '\n' });
+        }
+        let idx = LineIndex::new(&text, 0);
+        let whole = |offset: usize| {
+            idx.starts
+                .partition_point(|&s| s <= offset)
+                .saturating_sub(1)
+        };
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut offsets: Vec<usize> = (0..=text.len() + 3).collect();
+        offsets.extend((0..=text.len()).rev());
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            offsets.push(seed as usize % (text.len() + 5));
+        }
+        for offset in offsets {
+            assert_eq!(idx.line_of(offset), whole(offset), "offset {offset}");
+        }
+        let newlines: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        let mut found = Vec::new();
+        for_each_newline(text.as_bytes(), |i| found.push(i));
+        assert_eq!(found, newlines);
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! Works on body lines already separated from the markdown (`blocks.rs`), so it knows nothing
 //! of fences, lists or line endings beyond the byte ranges it is given.
 
+use std::ops::Range;
+
 use super::model::{Diagnostic, Span, Step};
 
 /// One line of a fenced block's body.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyLine {
     /// The line's content: container prefixes (list indentation, `> `) and line ending removed.
@@ -14,6 +17,22 @@ pub struct BodyLine {
     /// 1-based line in the notebook.
     pub line: u32,
     /// 1-based column where `text` starts.
+    pub column: u32,
+    /// Byte range of the whole source line, prefix and line ending (`\n` or `\r\n`) included.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One line of a fenced block's body, its text a range of the body's text (so reading a body
+/// allocates nothing per line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawLine {
+    /// Bytes of the body's text holding the line's content (container prefixes and line ending
+    /// removed).
+    pub text: Range<usize>,
+    /// 1-based line in the notebook.
+    pub line: u32,
+    /// 1-based column where the content starts.
     pub column: u32,
     /// Byte range of the whole source line, prefix and line ending (`\n` or `\r\n`) included.
     pub start: usize,
@@ -45,8 +64,8 @@ pub fn looks_like_transcript(body: &str) -> bool {
 }
 
 /// `[N]` on its own line: the step's expected exit status.
-fn exit_line(line: &BodyLine) -> Result<Option<i32>, Diagnostic> {
-    let t = line.text.trim_end();
+fn exit_line(line: &RawLine, text: &str) -> Result<Option<i32>, Diagnostic> {
+    let t = text.trim_end();
     let Some(digits) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
         return Ok(None);
     };
@@ -68,15 +87,39 @@ fn exit_line(line: &BodyLine) -> Result<Option<i32>, Diagnostic> {
 /// Blank lines before the first `$ ` and at the end of a step's output are separators, not
 /// expected output: authors leave a blank line between steps for readability, and an
 /// expectation of trailing empty lines would fail on every command that prints none.
+#[cfg(test)]
 pub fn parse(lines: &[BodyLine]) -> Result<Vec<Step>, Diagnostic> {
+    let mut body = String::new();
+    let raw: Vec<RawLine> = lines
+        .iter()
+        .map(|l| {
+            let start = body.len();
+            body.push_str(&l.text);
+            let text = start..body.len();
+            body.push('\n');
+            RawLine {
+                text,
+                line: l.line,
+                column: l.column,
+                start: l.start,
+                end: l.end,
+            }
+        })
+        .collect();
+    parse_lines(&body, &raw)
+}
+
+/// `parse` on lines whose text is a range of `body`.
+pub fn parse_lines(body: &str, lines: &[RawLine]) -> Result<Vec<Step>, Diagnostic> {
+    let text = |l: &RawLine| body.get(l.text.clone()).unwrap_or_default();
     let mut steps = Vec::new();
     let mut i = 0;
-    while i < lines.len() && lines[i].text.trim().is_empty() {
+    while i < lines.len() && text(&lines[i]).trim().is_empty() {
         i += 1;
     }
     while i < lines.len() {
         let first = &lines[i];
-        let Some(command) = command_of(&first.text) else {
+        let Some(command) = command_of(text(first)) else {
             return Err(Diagnostic {
                 line: first.line,
                 column: first.column,
@@ -85,19 +128,19 @@ pub fn parse(lines: &[BodyLine]) -> Result<Vec<Step>, Diagnostic> {
         };
         let mut command = command.to_owned();
         i += 1;
-        while let Some(more) = lines.get(i).and_then(|l| continuation_of(&l.text)) {
+        while let Some(more) = lines.get(i).and_then(|l| continuation_of(text(l))) {
             command.push('\n');
             command.push_str(more);
             i += 1;
         }
         let last_command_line = &lines[i - 1];
         let output_start = i;
-        while i < lines.len() && command_of(&lines[i].text).is_none() {
+        while i < lines.len() && command_of(text(&lines[i])).is_none() {
             i += 1;
         }
         let mut output = &lines[output_start..i];
         while let Some((last, rest)) = output.split_last() {
-            if !last.text.trim().is_empty() {
+            if !text(last).trim().is_empty() {
                 break;
             }
             output = rest;
@@ -105,7 +148,7 @@ pub fn parse(lines: &[BodyLine]) -> Result<Vec<Step>, Diagnostic> {
         let mut exit = 0;
         let mut exit_span = None;
         if let Some((last, rest)) = output.split_last() {
-            if let Some(code) = exit_line(last)? {
+            if let Some(code) = exit_line(last, text(last))? {
                 exit = code;
                 exit_span = Some(Span {
                     start: last.start,
@@ -127,11 +170,15 @@ pub fn parse(lines: &[BodyLine]) -> Result<Vec<Step>, Diagnostic> {
                 line: last_command_line.line + 1,
             },
         };
-        let expected = output
-            .iter()
-            .map(|l| l.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
+        // The lines joined with `\n`, without a list of them first.
+        let mut expected =
+            String::with_capacity(output.iter().map(|l| l.text.len() + 1).sum::<usize>());
+        for (n, l) in output.iter().enumerate() {
+            if n > 0 {
+                expected.push('\n');
+            }
+            expected.push_str(text(l));
+        }
         steps.push(Step {
             command,
             line: first.line,
