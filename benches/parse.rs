@@ -42,6 +42,25 @@ fn main() {
         cells = nb.cells.len();
     }
     times.sort();
+    // The floor: pulldown-cmark alone, walking every event with its offsets.
+    let mut floor: Vec<Duration> = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut n = 0usize;
+        for (event, range) in
+            pulldown_cmark::Parser::new_ext(&text, pulldown_cmark::Options::empty())
+                .into_offset_iter()
+        {
+            n += range.len() + matches!(event, pulldown_cmark::Event::End(_)) as usize;
+        }
+        std::hint::black_box(n);
+        floor.push(start.elapsed());
+    }
+    floor.sort();
+    println!(
+        "pulldown-cmark alone: median {:.1} ms",
+        floor[runs / 2].as_secs_f64() * 1e3
+    );
     println!(
         "parse {:.1} MB, {} cells: median {:.1} ms (min {:.1}, max {:.1}, {} runs)",
         text.len() as f64 / 1e6,
