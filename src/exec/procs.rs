@@ -98,13 +98,17 @@ mod tests {
 
     #[test]
     fn finds_and_kills_a_tree() {
+        // Children and a grandchild; nothing double-forked, which would reparent to init and
+        // outlive the test (this test process is no subreaper).
         let mut child = Command::new("bash")
-            .args(["-c", "sleep 30 & sleep 30 & (sleep 30 &) ; wait"])
+            .args(["-c", "sleep 30 & (sleep 30; true) & wait"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let pid = child.id();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while descendants(pid).len() < 2 && Instant::now() < deadline {
+        while descendants(pid).len() < 3 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
         assert!(
