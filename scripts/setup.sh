@@ -32,4 +32,10 @@ if ! mdbook --version 2>/dev/null | grep -q '^mdbook v0\.5\.'; then
     cargo install --locked mdbook --version '^0.5'
 fi
 
+# scrut: scripts/test.sh checks that notebooks/scrut-compat.md is still valid scrut.
+if ! command -v scrut >/dev/null 2>&1; then
+    step "cargo install --locked scrut"
+    cargo install --locked scrut
+fi
+
 step "setup complete"

@@ -28,12 +28,9 @@ pages=(book/src/**/*.md)
 step "labrun --env LABRUN=$labrun_abs book/src/**/*.md (${#pages[@]} pages)"
 "$labrun" --env "LABRUN=$labrun_abs" "${pages[@]}"
 
-# scrut is installed by bench/run.sh only; when it is here, check that the compatibility
-# notebook is still valid scrut too.
-if command -v scrut >/dev/null 2>&1; then
-    step "scrut test notebooks/scrut-compat.md"
-    scrut test notebooks/scrut-compat.md
-fi
+# The compatibility notebook must stay valid scrut too (setup.sh installs scrut).
+step "scrut test notebooks/scrut-compat.md"
+scrut test notebooks/scrut-compat.md
 
 step "mdbook build book"
 mdbook build book
