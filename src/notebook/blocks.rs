@@ -11,10 +11,10 @@ use std::ops::Range;
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
 
 use super::model::Span;
-use super::source::Source;
+use super::source::{Source, find_newline};
 #[cfg(test)]
 use super::transcript::BodyLine;
-use super::transcript::RawLine;
+use super::transcript::{RawLine, is_blank};
 
 /// A fenced code block as written.
 #[derive(Debug, Clone)]
@@ -272,6 +272,7 @@ impl Fenced<'_> {
         let mut prefix: Option<&str> = None;
         let mut at_line_start = true;
         for (piece, range) in self.pieces.as_slice() {
+            let piece: &str = piece;
             let base_line = if with_lines || prefix.is_none() {
                 idx.line_of(range.start)
             } else {
@@ -280,7 +281,14 @@ impl Fenced<'_> {
             let verbatim = piece.len() == range.len();
             let mut newlines = 0;
             let mut k = 0;
-            for segment in piece.split_inclusive('\n') {
+            // The piece's lines, each with its `\n` (the last one may have none).
+            while k < piece.len() {
+                let (content_end, segment_end) = match find_newline(&piece.as_bytes()[k..]) {
+                    Some(i) => (k + i, k + i + 1),
+                    None => (piece.len(), piece.len()),
+                };
+                let ends = segment_end > content_end;
+                let content = &piece[k..content_end];
                 if at_line_start && (with_lines || prefix.is_none()) {
                     let src_line = base_line + newlines;
                     let line_start = idx.start(src_line);
@@ -292,8 +300,7 @@ impl Fenced<'_> {
                     } else {
                         line_start
                     };
-                    let content = segment.trim_end_matches('\n');
-                    let blank = content.trim().is_empty();
+                    let blank = is_blank(content);
                     if prefix.is_none() && !blank {
                         prefix = text.get(line_start.min(text_offset)..text_offset);
                     }
@@ -318,10 +325,6 @@ impl Fenced<'_> {
                     }
                 }
                 at_line_start = false;
-                let (content, ends) = match segment.strip_suffix('\n') {
-                    Some(c) => (c, true),
-                    None => (segment, false),
-                };
                 let content = content.strip_suffix('\r').unwrap_or(content);
                 body_text.push_str(content);
                 if let Some(last) = lines.as_deref_mut().and_then(|l| l.last_mut()) {
@@ -332,7 +335,7 @@ impl Fenced<'_> {
                     newlines += 1;
                     at_line_start = true;
                 }
-                k += segment.len();
+                k = segment_end;
             }
         }
         match prefix {

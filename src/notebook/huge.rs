@@ -1,0 +1,55 @@
+//! Transparent huge pages for the cell list.
+//!
+//! A big notebook's `Vec<Cell>` is tens of megabytes, written once, front to back. Backed by
+//! 4 KiB pages that is thousands of page faults, which on a virtual machine cost as much as
+//! building the cells; backed by 2 MiB pages it is a few dozen. The kernel only does that for
+//! memory it is told about (`madvise`) before it is written, so the list grows here: into a
+//! new buffer, advised, then filled.
+
+/// Pages of this size, and lists at least this large, are worth it.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Makes room for at least one more item, doubling the capacity as `Vec` does; a large list
+/// moves to a buffer backed by huge pages.
+pub fn grow<T>(list: &mut Vec<T>) {
+    let capacity = list.capacity().saturating_mul(2).max(4);
+    if capacity.saturating_mul(std::mem::size_of::<T>()) < 2 * HUGE_PAGE {
+        list.reserve_exact(capacity - list.len());
+        return;
+    }
+    let mut grown = Vec::with_capacity(capacity);
+    advise(&grown);
+    grown.append(list);
+    *list = grown;
+}
+
+/// Asks for huge pages under the whole 2 MiB pages of `list`'s buffer. Advice only: the
+/// contents are unchanged, and where huge pages are off or unsupported nothing happens.
+pub fn advise<T>(list: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        let start = list.as_ptr() as usize;
+        let bytes = list.capacity().saturating_mul(std::mem::size_of::<T>());
+        let Some(end) = start.checked_add(bytes) else {
+            return;
+        };
+        let Some(first) = start
+            .checked_add(HUGE_PAGE - 1)
+            .map(|a| a & !(HUGE_PAGE - 1))
+        else {
+            return;
+        };
+        let len = end.saturating_sub(first) & !(HUGE_PAGE - 1);
+        if len == 0 {
+            return;
+        }
+        // SAFETY: `first..first + len` lies inside the vector's allocation, which this function
+        // borrows; MADV_HUGEPAGE changes how the kernel backs those pages, not their contents,
+        // and its result (an error where huge pages are unsupported) changes nothing either.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = list;
+}
