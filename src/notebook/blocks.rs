@@ -76,7 +76,8 @@ impl<'a> Pieces<'a> {
     }
 }
 
-/// A block's body, read out of its pieces (only for tests: cells use `RawBody`).
+/// A block's body, read out of its pieces, lines and all (for tests: cells read a body with
+/// `read_body_into`, into buffers they reuse).
 #[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct Body {
@@ -279,6 +280,9 @@ impl Fenced<'_> {
                 0
             };
             let verbatim = piece.len() == range.len();
+            // The piece is the source's own bytes at `range` (pulldown-cmark borrowed them).
+            let exact =
+                verbatim && std::ptr::eq(piece.as_ptr(), text.as_ptr().wrapping_add(range.start));
             let mut newlines = 0;
             let mut k = 0;
             // The piece's lines, each with its `\n` (the last one may have none).
@@ -289,7 +293,29 @@ impl Fenced<'_> {
                 };
                 let ends = segment_end > content_end;
                 let content = &piece[k..content_end];
-                if at_line_start && (with_lines || prefix.is_none()) {
+                if at_line_start && k > 0 && exact {
+                    // A line that starts inside a piece of the source: right after the piece's
+                    // `\n`, with nothing before its text (so no prefix, and column 1), and it
+                    // ends at its own `\n` when the piece holds it.
+                    let src_line = base_line + newlines;
+                    let line_start = range.start + k;
+                    if prefix.is_none() && !is_blank(content) {
+                        prefix = Some("");
+                    }
+                    if let Some(lines) = lines.as_deref_mut() {
+                        lines.push(RawLine {
+                            text: body_text.len()..body_text.len(),
+                            line: u32::try_from(src_line + 1).unwrap_or(u32::MAX),
+                            column: 1,
+                            start: line_start,
+                            end: if ends {
+                                range.start + segment_end
+                            } else {
+                                idx.end(src_line)
+                            },
+                        });
+                    }
+                } else if at_line_start && (with_lines || prefix.is_none()) {
                     let src_line = base_line + newlines;
                     let line_start = idx.start(src_line);
                     // Where the line's text starts in the source, when that is known exactly.

@@ -26,15 +26,18 @@ pub fn slug(heading: &str) -> String {
 }
 
 /// `slug`, appended to `out` (empty on entry).
+///
+/// Byte by byte: a character outside ASCII is never a letter or digit here, and each of its
+/// bytes (all outside ASCII too) says the same.
 fn slug_into(heading: &str, out: &mut String) {
     let mut pending_dash = false;
-    for c in heading.chars() {
-        if c.is_ascii_alphanumeric() {
+    for b in heading.bytes() {
+        if b.is_ascii_alphanumeric() {
             if pending_dash && !out.is_empty() {
                 out.push('-');
             }
             pending_dash = false;
-            out.push(c.to_ascii_lowercase());
+            out.push(char::from(b.to_ascii_lowercase()));
             if out.len() >= MAX_SLUG {
                 break;
             }
