@@ -1,12 +1,12 @@
-//! Transparent huge pages for the cell list.
+//! Transparent huge pages for the parser's big buffers: the cell list and the copy of the text.
 //!
 //! A big notebook's `Vec<Cell>` is tens of megabytes, written once, front to back. Backed by
 //! 4 KiB pages that is thousands of page faults, which on a virtual machine cost as much as
 //! building the cells; backed by 2 MiB pages it is a few dozen. The kernel only does that for
 //! memory it is told about (`madvise`) before it is written, so the list grows here: into a
-//! new buffer, advised, then filled.
+//! new buffer, advised, then filled. Small buffers are left alone.
 
-/// Pages of this size, and lists at least this large, are worth it.
+/// The size of a huge page.
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Makes room for at least one more item, doubling the capacity as `Vec` does; a large list

@@ -3,6 +3,7 @@
 //!
 //! It never changes the text: spans index the text exactly as read, BOM and CRLF included.
 
+use super::huge;
 use super::model::{Diagnostic, LineEnding};
 
 /// The UTF-8 byte-order mark some editors write at the start of a file.
@@ -21,9 +22,14 @@ pub struct Source {
 impl Source {
     /// Validates `bytes` as UTF-8. An invalid byte is an error at its line:column.
     pub fn decode(bytes: &[u8]) -> Result<Source, Diagnostic> {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text.to_owned(),
+        // The copy goes to a buffer on huge pages when it is big enough (see `huge`).
+        let mut copy = Vec::with_capacity(bytes.len());
+        huge::advise(&copy);
+        copy.extend_from_slice(bytes);
+        let text = match String::from_utf8(copy) {
+            Ok(text) => text,
             Err(err) => {
+                let err = err.utf8_error();
                 // The prefix up to the first bad byte is valid, so positions can be computed on it.
                 let valid = &bytes[..err.valid_up_to()];
                 let valid = std::str::from_utf8(valid).unwrap_or_default();
