@@ -13,7 +13,10 @@ const HUGE_PAGE: usize = 2 << 20;
 /// moves to a buffer backed by huge pages.
 pub fn grow<T>(list: &mut Vec<T>) {
     let capacity = list.capacity().saturating_mul(2).max(4);
-    if capacity.saturating_mul(std::mem::size_of::<T>()) < 2 * HUGE_PAGE {
+    let bytes = capacity.saturating_mul(std::mem::size_of::<T>());
+    // Past a quarter GiB (only a hostile notebook gets there) the copy would briefly need the
+    // old and the new buffer at once: let `Vec` reallocate instead, which can move the pages.
+    if !(2 * HUGE_PAGE..=256 << 20).contains(&bytes) {
         list.reserve_exact(capacity - list.len());
         return;
     }
@@ -52,4 +55,34 @@ pub fn advise<T>(list: &Vec<T>) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = list;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growing_keeps_the_items_and_doubles() {
+        let mut list: Vec<[u64; 64]> = Vec::new();
+        let mut capacities = Vec::new();
+        for n in 0..20_000u64 {
+            if list.len() == list.capacity() {
+                grow(&mut list);
+                capacities.push(list.capacity());
+            }
+            list.push([n; 64]);
+        }
+        assert!(
+            list.iter()
+                .enumerate()
+                .all(|(n, item)| item[0] == n as u64 && item[63] == n as u64)
+        );
+        assert_eq!(capacities[0], 4);
+        assert!(
+            capacities.windows(2).all(|w| w[1] == w[0] * 2),
+            "{capacities:?}"
+        );
+        // The last growths went through a new, advised buffer (at least 4 MiB of 512-byte items).
+        assert!(capacities.last().unwrap() * 512 >= 4 << 20);
+    }
 }
