@@ -11,10 +11,10 @@ use std::ops::Range;
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
 
 use super::model::Span;
-use super::source::Source;
+use super::source::{Source, find_newline};
 #[cfg(test)]
 use super::transcript::BodyLine;
-use super::transcript::RawLine;
+use super::transcript::{RawLine, is_blank};
 
 /// A fenced code block as written.
 #[derive(Debug, Clone)]
@@ -76,7 +76,8 @@ impl<'a> Pieces<'a> {
     }
 }
 
-/// A block's body, read out of its pieces (only for tests: cells use `RawBody`).
+/// A block's body, read out of its pieces, lines and all (for tests: cells read a body with
+/// `read_body_into`, into buffers they reuse).
 #[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct Body {
@@ -272,16 +273,49 @@ impl Fenced<'_> {
         let mut prefix: Option<&str> = None;
         let mut at_line_start = true;
         for (piece, range) in self.pieces.as_slice() {
+            let piece: &str = piece;
             let base_line = if with_lines || prefix.is_none() {
                 idx.line_of(range.start)
             } else {
                 0
             };
             let verbatim = piece.len() == range.len();
+            // The piece is the source's own bytes at `range` (pulldown-cmark borrowed them).
+            let exact =
+                verbatim && std::ptr::eq(piece.as_ptr(), text.as_ptr().wrapping_add(range.start));
             let mut newlines = 0;
             let mut k = 0;
-            for segment in piece.split_inclusive('\n') {
-                if at_line_start && (with_lines || prefix.is_none()) {
+            // The piece's lines, each with its `\n` (the last one may have none).
+            while k < piece.len() {
+                let (content_end, segment_end) = match find_newline(&piece.as_bytes()[k..]) {
+                    Some(i) => (k + i, k + i + 1),
+                    None => (piece.len(), piece.len()),
+                };
+                let ends = segment_end > content_end;
+                let content = &piece[k..content_end];
+                if at_line_start && k > 0 && exact {
+                    // A line that starts inside a piece of the source: right after the piece's
+                    // `\n`, with nothing before its text (so no prefix, and column 1), and it
+                    // ends at its own `\n` when the piece holds it.
+                    let src_line = base_line + newlines;
+                    let line_start = range.start + k;
+                    if prefix.is_none() && !is_blank(content) {
+                        prefix = Some("");
+                    }
+                    if let Some(lines) = lines.as_deref_mut() {
+                        lines.push(RawLine {
+                            text: body_text.len()..body_text.len(),
+                            line: u32::try_from(src_line + 1).unwrap_or(u32::MAX),
+                            column: 1,
+                            start: line_start,
+                            end: if ends {
+                                range.start + segment_end
+                            } else {
+                                idx.end(src_line)
+                            },
+                        });
+                    }
+                } else if at_line_start && (with_lines || prefix.is_none()) {
                     let src_line = base_line + newlines;
                     let line_start = idx.start(src_line);
                     // Where the line's text starts in the source, when that is known exactly.
@@ -292,8 +326,7 @@ impl Fenced<'_> {
                     } else {
                         line_start
                     };
-                    let content = segment.trim_end_matches('\n');
-                    let blank = content.trim().is_empty();
+                    let blank = is_blank(content);
                     if prefix.is_none() && !blank {
                         prefix = text.get(line_start.min(text_offset)..text_offset);
                     }
@@ -318,10 +351,6 @@ impl Fenced<'_> {
                     }
                 }
                 at_line_start = false;
-                let (content, ends) = match segment.strip_suffix('\n') {
-                    Some(c) => (c, true),
-                    None => (segment, false),
-                };
                 let content = content.strip_suffix('\r').unwrap_or(content);
                 body_text.push_str(content);
                 if let Some(last) = lines.as_deref_mut().and_then(|l| l.last_mut()) {
@@ -332,7 +361,7 @@ impl Fenced<'_> {
                     newlines += 1;
                     at_line_start = true;
                 }
-                k += segment.len();
+                k = segment_end;
             }
         }
         match prefix {
@@ -606,5 +635,147 @@ mod tests {
         let c = first_comment.unwrap();
         assert_eq!(&md[c.start..c.start + 4], "<!--");
         assert_eq!(&md[c.inner], "\nsetup:\n  local: {}\n");
+    }
+
+    /// A block's body read the plain way: the pieces split at each `\n`, every line's position
+    /// looked up in the line index, and the text of each line kept on its own.
+    fn reference_body(f: &Fenced, src: &Source, with_lines: bool) -> Body {
+        let text = &src.text;
+        let idx = &src.lines;
+        let mut lines: Vec<BodyLine> = Vec::new();
+        let mut body_text = String::new();
+        let mut prefix: Option<String> = None;
+        let mut at_line_start = true;
+        for (piece, range) in f.pieces.as_slice() {
+            let base_line = idx.line_of(range.start);
+            let verbatim = piece.len() == range.len();
+            let mut newlines = 0;
+            let mut k = 0;
+            for segment in piece.split_inclusive('\n') {
+                if at_line_start {
+                    let src_line = base_line + newlines;
+                    let line_start = idx.start(src_line);
+                    let text_offset = if k == 0 {
+                        range.start
+                    } else if verbatim {
+                        range.start + k
+                    } else {
+                        line_start
+                    };
+                    let content = segment.trim_end_matches('\n');
+                    let blank = content.trim().is_empty();
+                    if prefix.is_none() && !blank {
+                        prefix = text
+                            .get(line_start.min(text_offset)..text_offset)
+                            .map(String::from);
+                    }
+                    if with_lines {
+                        let from = if src_line == 0 {
+                            line_start.max(src.bom)
+                        } else {
+                            line_start
+                        };
+                        let column = match text.get(from..text_offset) {
+                            Some(before) if !blank => before.chars().count() + 1,
+                            _ => 1,
+                        };
+                        lines.push(BodyLine {
+                            text: String::new(),
+                            line: u32::try_from(src_line + 1).unwrap_or(u32::MAX),
+                            column: u32::try_from(column).unwrap_or(u32::MAX),
+                            start: line_start,
+                            end: idx.end(src_line),
+                        });
+                    }
+                }
+                at_line_start = false;
+                let (content, ends) = match segment.strip_suffix('\n') {
+                    Some(c) => (c, true),
+                    None => (segment, false),
+                };
+                let content = content.strip_suffix('\r').unwrap_or(content);
+                if let Some(last) = lines.last_mut() {
+                    last.text.push_str(content);
+                }
+                body_text.push_str(content);
+                if ends {
+                    body_text.push('\n');
+                    newlines += 1;
+                    at_line_start = true;
+                }
+                k += segment.len();
+            }
+        }
+        let prefix = prefix.unwrap_or_else(|| f.fallback_prefix(text));
+        Body {
+            lines,
+            text: body_text,
+            prefix,
+        }
+    }
+
+    #[test]
+    fn bodies_read_as_the_plain_way_reads_them() {
+        let bodies = [
+            "$ echo a\na\n\n$ false\n[1]\n",
+            "\n\n  x\n\ty\n \u{a0}\n\u{e9}t\u{e9}\n",
+            "one line without end",
+            "",
+            "\n",
+            "a\rb\nc\r\n",
+            "  indented\n    more\n",
+        ];
+        let wrappers: [(&str, &str, &str); 7] = [
+            ("", "", ""),
+            ("# T\n\n", "", "after\n"),
+            ("- item\n\n", "  ", ""),
+            ("1. item\n\n", "   ", ""),
+            ("", "> ", ""),
+            ("> - x\n>\n", ">   ", ""),
+            ("- a\n", "\t", ""),
+        ];
+        let mut checked = 0;
+        for body in bodies {
+            for (before, prefix, after) in wrappers {
+                for fence in ["```console", "~~~~bash | {a: 1}"] {
+                    for crlf in [false, true] {
+                        for closed in [true, false] {
+                            let close = if closed { &fence[..3] } else { "" };
+                            let mut md = format!("{before}{prefix}{fence}\n");
+                            for line in body.split_inclusive('\n') {
+                                md.push_str(prefix);
+                                md.push_str(line);
+                            }
+                            if !body.is_empty() && !body.ends_with('\n') {
+                                md.push('\n');
+                            }
+                            md.push_str(&format!("{prefix}{close}\n{after}"));
+                            if crlf {
+                                md = md.replace('\n', "\r\n");
+                            }
+                            let src: &'static Source =
+                                Box::leak(Box::new(Source::decode(md.as_bytes()).unwrap()));
+                            scan(src, 0, |item| {
+                                if let Item::Fenced(f) = item {
+                                    for with_lines in [false, true] {
+                                        let got = f.read_body(src, with_lines);
+                                        let want = reference_body(&f, src, with_lines);
+                                        assert_eq!(got.text, want.text, "{md:?}");
+                                        assert_eq!(got.prefix, want.prefix, "{md:?}");
+                                        if with_lines {
+                                            assert_eq!(got.lines, want.lines, "{md:?}");
+                                        }
+                                        checked += 1;
+                                    }
+                                }
+                                Ok::<(), ()>(())
+                            })
+                            .unwrap();
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
     }
 }

@@ -13,30 +13,37 @@ use super::annotation;
 use super::attrs::{self, CellAttrs, Pos};
 use super::blocks::{Fenced, Item};
 use super::hash::FastState;
+use super::huge;
 use super::ids::Ids;
 use super::model::{Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, Span};
 use super::source::Source;
 use super::transcript::{self, RawLine};
 
+// The lists below are `matches!` rather than slices: they are asked several times a block, and
+// a match compares lengths before any bytes.
+
 /// Languages whose blocks are transcripts, and cells without an annotation.
-const TRANSCRIPT_LANGS: &[&str] = &["console", "shell-session", "sh-session", "scrut"];
+fn is_transcript_lang(lang: &str) -> bool {
+    matches!(lang, "console" | "shell-session" | "sh-session" | "scrut")
+}
 
 /// Shell languages: scripts, cells under `run: all`, transcripts when they start with `$ `.
-const SHELL_LANGS: &[&str] = &["bash", "sh", "shell"];
+fn is_shell_lang(lang: &str) -> bool {
+    matches!(lang, "bash" | "sh" | "shell")
+}
 
 /// docable's UI-only cell types: reported as skipped, never an error.
-const UI_TYPES: &[&str] = &[
-    "quiz",
-    "terminal",
-    "repl",
-    "youtube",
-    "slides",
-    "info",
-    "playground",
-];
+fn is_ui_type(cell_type: &str) -> bool {
+    matches!(
+        cell_type,
+        "quiz" | "terminal" | "repl" | "youtube" | "slides" | "info" | "playground"
+    )
+}
 
 /// Types a later release runs.
-const PLANNED_TYPES: &[&str] = &["edit", "copy", "interactive"];
+fn is_planned_type(cell_type: &str) -> bool {
+    matches!(cell_type, "edit" | "copy" | "interactive")
+}
 
 /// Turns the scanned blocks into cells, one item at a time, in document order.
 pub struct Builder<'s> {
@@ -130,6 +137,9 @@ impl<'s> Builder<'s> {
                     &mut self.warnings,
                     &mut self.scratch,
                 )?;
+                if self.cells.len() == self.cells.capacity() {
+                    huge::grow(&mut self.cells);
+                }
                 self.cells.push(cell);
                 self.previous_cell = Some(self.cells.len() - 1);
             }
@@ -167,12 +177,12 @@ struct Info<'s> {
 impl<'s> Info<'s> {
     fn read(src: &'s Source, f: &Fenced) -> Info<'s> {
         let info = &src.text[f.info.clone()];
-        let (head, after_bar) = match info.find('|') {
+        let (head, after_bar) = match info.bytes().position(|b| b == b'|') {
             Some(i) => (&info[..i], Some((&info[i + 1..], f.info.start + i + 1))),
             None => (info, None),
         };
         let head_trimmed = head.trim_start();
-        let lang = head_trimmed.split_whitespace().next().unwrap_or("");
+        let lang = first_word(head_trimmed);
         let lang_lower = if lang.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(lang.to_ascii_lowercase())
         } else {
@@ -201,6 +211,20 @@ impl<'s> Info<'s> {
     }
 }
 
+/// `text.split_whitespace().next().unwrap_or("")` for a text without leading whitespace,
+/// without decoding characters when the word ends at ASCII whitespace.
+fn first_word(text: &str) -> &str {
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => return &text[..i],
+            _ if b.is_ascii() => {}
+            // A character that might be Unicode whitespace: let `split_whitespace` decide.
+            _ => return text.split_whitespace().next().unwrap_or(""),
+        }
+    }
+    text
+}
+
 enum Role {
     /// Not run and not an expectation: a code sample.
     Prose,
@@ -215,9 +239,7 @@ fn role(info: &Info, ann: Option<&CellAttrs>, run_all: bool) -> Role {
     if cell_type == Some("output") || (cell_type.is_none() && lang == "output") {
         return Role::Output;
     }
-    let is_cell = ann.is_some()
-        || TRANSCRIPT_LANGS.contains(&lang)
-        || (run_all && SHELL_LANGS.contains(&lang));
+    let is_cell = ann.is_some() || is_transcript_lang(lang) || (run_all && is_shell_lang(lang));
     if is_cell { Role::Cell } else { Role::Prose }
 }
 
@@ -387,10 +409,10 @@ fn cell(
     }
     warnings.extend(ann.warnings.iter().cloned());
     let lang = info.lang_lower.as_ref();
-    let is_transcript_lang = TRANSCRIPT_LANGS.contains(&lang);
+    let transcript_lang = is_transcript_lang(lang);
     let cell_type = match &ann.cell_type {
         Some(t) => t.as_str(),
-        None if is_transcript_lang => "transcript",
+        None if transcript_lang => "transcript",
         None => "command",
     };
     let at = |key: &str| info.key_position(src, key, fence_pos);
@@ -402,8 +424,8 @@ fn cell(
         }
     };
     let known = matches!(cell_type, "command" | "transcript" | "file" | "script")
-        || UI_TYPES.contains(&cell_type)
-        || PLANNED_TYPES.contains(&cell_type);
+        || is_ui_type(cell_type)
+        || is_planned_type(cell_type);
     if !known {
         return Err(diag(
             type_pos(),
@@ -433,7 +455,7 @@ fn cell(
         .filter(|p| !p.eq_ignore_ascii_case("linux"))
     {
         Some(format!("platform {p}"))
-    } else if UI_TYPES.contains(&cell_type) {
+    } else if is_ui_type(cell_type) {
         Some(format!("docable ui cell '{cell_type}'"))
     } else {
         None
@@ -448,7 +470,7 @@ fn cell(
             )
         }
         None => {
-            if PLANNED_TYPES.contains(&cell_type) {
+            if is_planned_type(cell_type) {
                 return Err(diag(
                     type_pos(),
                     format!("cell type '{cell_type}' is not supported yet"),
@@ -523,7 +545,7 @@ fn kind_of(
         }
     };
     let lang = info.lang_lower.as_ref();
-    let shell = SHELL_LANGS.contains(&lang);
+    let shell = is_shell_lang(lang);
     // Body lines are only needed to split a transcript into steps; its text is only looked
     // at, so it goes to the scratch buffers. Other bodies are kept as the cell's text.
     let transcript_of = |scratch: &mut Scratch| {
@@ -864,6 +886,24 @@ mod tests {
             (indented.indent, indented.prefix.as_str(), indented.line),
             (2, "  ", 34)
         );
+    }
+
+    #[test]
+    fn first_words() {
+        for text in [
+            "",
+            "bash",
+            "bash ignore",
+            "js\t| x",
+            "py\u{a0}x",
+            "é x",
+            "a\u{2003}b c",
+            "x\x0by",
+            "x\x1cy",
+        ] {
+            let want = text.split_whitespace().next().unwrap_or("");
+            assert_eq!(first_word(text), want, "{text:?}");
+        }
     }
 
     #[test]

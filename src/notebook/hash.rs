@@ -3,6 +3,7 @@
 //! written to make its lookups collide. std's SipHash was a tenth of the parse time.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hasher, RandomState};
 
 /// Multiplies and folds the 128-bit product: every input bit reaches every output bit.
@@ -122,13 +123,24 @@ impl Hasher for PassThrough {
 /// Growing a `HashMap<String, _>` rehashes every key, reading each from its own allocation;
 /// here the table holds only hashes, so growing it reads nothing else, and a key costs no
 /// allocation of its own.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StrMap<V, S = FastState> {
     state: S,
     /// Hash of a key to its entry (the first, when keys share a hash).
     slots: HashMap<u64, usize, Prehashed>,
     entries: Vec<StrEntry<V>>,
     keys: String,
+}
+
+impl<V, S: Default> Default for StrMap<V, S> {
+    fn default() -> Self {
+        StrMap {
+            state: S::default(),
+            slots: HashMap::default(),
+            entries: Vec::new(),
+            keys: String::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -140,33 +152,48 @@ struct StrEntry<V> {
 }
 
 impl<V, S: BuildHasher> StrMap<V, S> {
-    /// The entry of `key`, its hash, and the last entry of its hash's chain.
-    fn find(&self, key: &str) -> (Option<usize>, u64, Option<usize>) {
-        let hash = self.state.hash_one(key);
-        let mut at = self.slots.get(&hash).copied();
-        let mut last = None;
+    pub fn get(&self, key: &str) -> Option<&V> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut at = self.slots.get(&self.state.hash_one(key)).copied();
         while let Some(i) = at {
             let entry = &self.entries[i];
             if &self.keys[entry.key.clone()] == key {
-                return (Some(i), hash, last);
+                return Some(&entry.value);
             }
-            last = Some(i);
             at = entry.next;
         }
-        (None, hash, last)
+        None
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.find(key).0.is_some()
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Adds `key` with `value`; when `key` is already there, leaves it and returns its value.
     pub fn insert_new(&mut self, key: &str, value: V) -> Result<(), &V> {
-        let (found, hash, last) = self.find(key);
-        if let Some(i) = found {
-            return Err(&self.entries[i].value);
-        }
         let index = self.entries.len();
+        match self.slots.entry(self.state.hash_one(key)) {
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+            Entry::Occupied(slot) => {
+                // Keys that share a hash are chained: walk to the chain's end.
+                let mut i = *slot.get();
+                loop {
+                    let entry = &self.entries[i];
+                    if &self.keys[entry.key.clone()] == key {
+                        return Err(&self.entries[i].value);
+                    }
+                    match entry.next {
+                        Some(next) => i = next,
+                        None => break,
+                    }
+                }
+                self.entries[i].next = Some(index);
+            }
+        }
         let start = self.keys.len();
         self.keys.push_str(key);
         self.entries.push(StrEntry {
@@ -174,12 +201,6 @@ impl<V, S: BuildHasher> StrMap<V, S> {
             value,
             next: None,
         });
-        match last {
-            Some(last) => self.entries[last].next = Some(index),
-            None => {
-                self.slots.insert(hash, index);
-            }
-        }
         Ok(())
     }
 }
@@ -218,7 +239,7 @@ mod tests {
         assert_eq!(map.insert_new("a", 1), Ok(()));
         assert_eq!(map.insert_new("b", 2), Ok(()));
         assert_eq!(map.insert_new("a", 3), Err(&1));
-        assert!(map.contains("b") && !map.contains("c") && !map.contains(""));
+        assert!(map.get("b") == Some(&2) && map.get("c").is_none() && map.get("").is_none());
         for n in 0..10_000 {
             assert_eq!(map.insert_new(&format!("k{n}"), n), Ok(()));
         }
@@ -256,6 +277,8 @@ mod tests {
         for (n, key) in keys.iter().enumerate() {
             assert_eq!(map.insert_new(key, 99), Err(&n));
         }
-        assert!(!map.contains("w"));
+        assert!(map.get("w").is_none());
+        assert_eq!(map.get("yx"), Some(&4));
+        assert_eq!(map.len(), keys.len());
     }
 }

@@ -26,15 +26,18 @@ pub fn slug(heading: &str) -> String {
 }
 
 /// `slug`, appended to `out` (empty on entry).
+///
+/// Byte by byte: a character outside ASCII is never a letter or digit here, and each of its
+/// bytes (all outside ASCII too) says the same.
 fn slug_into(heading: &str, out: &mut String) {
     let mut pending_dash = false;
-    for c in heading.chars() {
-        if c.is_ascii_alphanumeric() {
+    for b in heading.bytes() {
+        if b.is_ascii_alphanumeric() {
             if pending_dash && !out.is_empty() {
                 out.push('-');
             }
             pending_dash = false;
-            out.push(c.to_ascii_lowercase());
+            out.push(char::from(b.to_ascii_lowercase()));
             if out.len() >= MAX_SLUG {
                 break;
             }
@@ -46,17 +49,39 @@ fn slug_into(heading: &str, out: &mut String) {
 
 #[derive(Debug, Default)]
 pub struct Ids {
-    /// Section slugs handed out so far.
-    sections: StrMap<()>,
+    /// Section names handed out so far, each with where its cells start in `cells`.
+    sections: StrMap<Section>,
     /// The next suffix to try for a heading slug, so a hundred "Step" headings stay linear.
     next_suffix: HashMap<String, usize, FastState>,
     current: Option<String>,
     counter: usize,
-    /// Every cell id so far, with its 1-based line.
-    taken: StrMap<u32>,
+    /// Every cell so far, in order: its section and, when its id was generated, its line.
+    cells: Vec<CellEntry>,
+    /// Ids given with `id:`, with the 1-based line of their cell.
+    explicit: StrMap<u32>,
     /// The buffer of the section before the current one, reused for the next heading's name.
     spare: String,
 }
+
+/// A section's number (in order of appearance) and the index of its first cell in `cells`:
+/// a section's cells are the cells up to the next heading, so its `n`th is at `first + n - 1`.
+#[derive(Debug, Clone, Copy)]
+struct Section {
+    number: usize,
+    first: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CellEntry {
+    section: usize,
+    /// The cell's line when its id was generated (`section-n`), `None` for an explicit id.
+    generated: Option<u32>,
+}
+
+// Which ids are taken, without a table of every id: section names are unique and a section's
+// cell numbers increase, so no two generated ids `section-n` are the same. A generated id is
+// taken only when an explicit id took it; an explicit id is taken by an explicit id, or by the
+// generated id it spells, found by splitting it at its last `-` into section and number.
 
 impl Ids {
     /// A heading starts a new section.
@@ -67,18 +92,21 @@ impl Ids {
         if name.is_empty() {
             name.push_str(NO_HEADING);
         }
-        if self.sections.contains(&name) {
+        let section = Section {
+            number: self.sections.len(),
+            first: self.cells.len(),
+        };
+        if self.sections.insert_new(&name, section).is_err() {
             let base = name;
             let next = self.next_suffix.entry(base.clone()).or_insert(1);
             loop {
                 name = numbered(&base, *next);
                 *next += 1;
-                if !self.sections.contains(&name) {
+                if self.sections.insert_new(&name, section).is_ok() {
                     break;
                 }
             }
         }
-        let _ = self.sections.insert_new(&name, ());
         self.spare = self.current.replace(name).unwrap_or_default();
         self.counter = 0;
     }
@@ -86,18 +114,59 @@ impl Ids {
     /// The id of the next cell: `explicit` when given, else the section's next number.
     /// `Err` carries the line of the cell that already has the id.
     pub fn next(&mut self, explicit: Option<&str>, line: u32) -> Result<String, (String, u32)> {
-        let section = self.current.get_or_insert_with(|| {
-            let _ = self.sections.insert_new(NO_HEADING, ());
-            NO_HEADING.to_owned()
-        });
+        if self.current.is_none() {
+            let section = Section {
+                number: self.sections.len(),
+                first: self.cells.len(),
+            };
+            let _ = self.sections.insert_new(NO_HEADING, section);
+            self.current = Some(NO_HEADING.to_owned());
+        }
+        let section = self.current.as_deref().unwrap_or(NO_HEADING);
+        let number = self.sections.len() - 1;
         self.counter += 1;
-        let id = match explicit {
-            Some(id) => id.to_owned(),
-            None => numbered(section, self.counter),
-        };
-        match self.taken.insert_new(&id, line) {
-            Ok(()) => Ok(id),
-            Err(&first) => Err((id, first)),
+        match explicit {
+            Some(id) => {
+                if let Some(first) = self.generated_line(id) {
+                    return Err((id.to_owned(), first));
+                }
+                if let Err(&first) = self.explicit.insert_new(id, line) {
+                    return Err((id.to_owned(), first));
+                }
+                self.cells.push(CellEntry {
+                    section: number,
+                    generated: None,
+                });
+                Ok(id.to_owned())
+            }
+            None => {
+                let id = numbered(section, self.counter);
+                if let Some(&first) = self.explicit.get(&id) {
+                    return Err((id, first));
+                }
+                self.cells.push(CellEntry {
+                    section: number,
+                    generated: Some(line),
+                });
+                Ok(id)
+            }
+        }
+    }
+
+    /// The line of the cell whose generated id is `id`, if there is one.
+    fn generated_line(&self, id: &str) -> Option<u32> {
+        let (section, n) = id.rsplit_once('-')?;
+        // `numbered` writes a number from 1 without leading zeros.
+        if n.is_empty() || n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: usize = n.parse().ok()?;
+        let s = *self.sections.get(section)?;
+        let cell = self.cells.get(s.first.checked_add(n - 1)?)?;
+        if cell.section == s.number {
+            cell.generated
+        } else {
+            None
         }
     }
 }
@@ -208,5 +277,126 @@ mod tests {
         assert_eq!(ids.next(Some("x"), 9), Err(("x".to_owned(), 3)));
         assert_eq!(ids.next(Some("intro-4"), 12).unwrap(), "intro-4");
         assert_eq!(ids.next(None, 15), Err(("intro-4".to_owned(), 12)));
+    }
+
+    /// The ids as they were kept before: one table of every id.
+    #[derive(Default)]
+    struct Reference {
+        sections: std::collections::HashSet<String>,
+        next_suffix: HashMap<String, usize>,
+        current: Option<String>,
+        counter: usize,
+        taken: HashMap<String, u32>,
+    }
+
+    impl Reference {
+        fn heading(&mut self, text: &str) {
+            let mut name = match slug(text) {
+                s if s.is_empty() => NO_HEADING.to_owned(),
+                s => s,
+            };
+            if self.sections.contains(&name) {
+                let base = name;
+                let next = self.next_suffix.entry(base.clone()).or_insert(1);
+                loop {
+                    name = numbered(&base, *next);
+                    *next += 1;
+                    if !self.sections.contains(&name) {
+                        break;
+                    }
+                }
+            }
+            self.sections.insert(name.clone());
+            self.current = Some(name);
+            self.counter = 0;
+        }
+
+        fn next(&mut self, explicit: Option<&str>, line: u32) -> Result<String, (String, u32)> {
+            let section = self.current.get_or_insert_with(|| {
+                self.sections.insert(NO_HEADING.to_owned());
+                NO_HEADING.to_owned()
+            });
+            self.counter += 1;
+            let id = match explicit {
+                Some(id) => id.to_owned(),
+                None => numbered(section, self.counter),
+            };
+            match self.taken.entry(id) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    Err((first.key().clone(), *first.get()))
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let id = slot.key().clone();
+                    slot.insert(line);
+                    Ok(id)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn taken_ids_agree_with_a_table_of_every_id() {
+        let headings = ["A", "a 1", "A-1", "Cell", "", "b", "cell 1", "x-0"];
+        let explicit = [
+            "a-1",
+            "a-2",
+            "a-1-1",
+            "cell-1",
+            "cell-2",
+            "a",
+            "b-1",
+            "a-01",
+            "a-0",
+            "cell-1-1",
+            "x",
+            "a-18446744073709551616",
+            "-1",
+            "b--1",
+            "x-0-1",
+        ];
+        let mut seed: u64 = 0x853c_49e6_748f_ea9b;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Collisions seen: an explicit id taken by a generated one, and the other way round.
+        let (mut explicit_taken, mut generated_taken) = (0, 0);
+        for _ in 0..3000 {
+            let (mut ids, mut reference) = (Ids::default(), Reference::default());
+            for line in 1..30 {
+                match next() % 4 {
+                    0 => {
+                        let h = headings[next() as usize % headings.len()];
+                        ids.heading(h);
+                        reference.heading(h);
+                    }
+                    1 => {
+                        let e = explicit[next() as usize % explicit.len()];
+                        let got = ids.next(Some(e), line);
+                        assert_eq!(got, reference.next(Some(e), line));
+                        if let Err((_, first)) = got {
+                            if ids.cells.iter().any(|c| c.generated == Some(first)) {
+                                explicit_taken += 1;
+                            }
+                            break;
+                        }
+                    }
+                    _ => {
+                        let got = ids.next(None, line);
+                        assert_eq!(got, reference.next(None, line));
+                        if got.is_err() {
+                            generated_taken += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            explicit_taken > 50 && generated_taken > 50,
+            "{explicit_taken} {generated_taken}"
+        );
     }
 }

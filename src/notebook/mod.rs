@@ -12,6 +12,7 @@ mod blocks;
 mod cells;
 mod front_matter;
 mod hash;
+mod huge;
 mod ids;
 pub mod model;
 mod source;

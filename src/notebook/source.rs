@@ -3,6 +3,7 @@
 //!
 //! It never changes the text: spans index the text exactly as read, BOM and CRLF included.
 
+use super::huge;
 use super::model::{Diagnostic, LineEnding};
 
 /// The UTF-8 byte-order mark some editors write at the start of a file.
@@ -21,9 +22,14 @@ pub struct Source {
 impl Source {
     /// Validates `bytes` as UTF-8. An invalid byte is an error at its line:column.
     pub fn decode(bytes: &[u8]) -> Result<Source, Diagnostic> {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text.to_owned(),
+        // The copy goes to a buffer on huge pages when it is big enough (see `huge`).
+        let mut copy = Vec::with_capacity(bytes.len());
+        huge::advise(&copy);
+        copy.extend_from_slice(bytes);
+        let text = match String::from_utf8(copy) {
+            Ok(text) => text,
             Err(err) => {
+                let err = err.utf8_error();
                 // The prefix up to the first bad byte is valid, so positions can be computed on it.
                 let valid = &bytes[..err.valid_up_to()];
                 let valid = std::str::from_utf8(valid).unwrap_or_default();
@@ -100,9 +106,12 @@ fn clamp_u32(n: usize) -> u32 {
 ///
 /// The parser asks about offsets in document order, so a lookup starts from the line of the
 /// previous one and usually finds its answer there or a line or two further on.
+///
+/// Offsets are kept as `u32`: notebooks are at most 64 MiB (`MAX_NOTEBOOK_BYTES`), and the
+/// index of a big notebook is half the memory it would be otherwise.
 #[derive(Debug, Clone)]
 pub struct LineIndex {
-    starts: Vec<usize>,
+    starts: Vec<u32>,
     len: usize,
     bom: usize,
     /// The line of the previous lookup.
@@ -122,8 +131,7 @@ pub fn for_each_newline(bytes: &[u8], mut found: impl FnMut(usize)) {
     let mut chunks = bytes.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let mut mask = newline_mask(word);
+        let mut mask = newline_mask(word_of(chunk));
         while mask != 0 {
             found(base + (mask.trailing_zeros() / 8) as usize);
             mask &= mask - 1;
@@ -137,11 +145,40 @@ pub fn for_each_newline(bytes: &[u8], mut found: impl FnMut(usize)) {
     }
 }
 
+/// Offset of the first `\n` in `bytes`, eight bytes at a time.
+pub fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mask = newline_mask(word_of(chunk));
+        if mask != 0 {
+            return Some(base + (mask.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let rest = chunks.remainder();
+    rest.iter().position(|&b| b == b'\n').map(|i| base + i)
+}
+
+/// Eight bytes as a little-endian word (the first byte lowest).
+fn word_of(chunk: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    u64::from_le_bytes(word)
+}
+
+/// An offset as stored in the index (saturating: notebooks are far below 4 GiB).
+fn offset32(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
+}
+
 impl LineIndex {
     pub fn new(text: &str, bom: usize) -> LineIndex {
-        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        // Room for a line every 8 bytes: more than most texts have, so the index is not copied
+        // as it grows (room never written is never touched, so it costs no memory).
+        let mut starts = Vec::with_capacity(text.len() / 8 + 2);
         starts.push(0);
-        for_each_newline(text.as_bytes(), |i| starts.push(i + 1));
+        for_each_newline(text.as_bytes(), |i| starts.push(offset32(i + 1)));
         LineIndex {
             starts,
             len: text.len(),
@@ -158,6 +195,7 @@ impl LineIndex {
     /// 0-based line of a byte offset (offsets past the end map to the last line).
     pub fn line_of(&self, offset: usize) -> usize {
         let starts = &self.starts;
+        let offset = offset32(offset);
         let hint = self.hint.get().min(starts.len() - 1);
         // Gallop from the previous answer to a bracket `lo..hi` with `starts[lo] <= offset`
         // and `starts[hi] > offset` (or `hi` past the end), then search inside it: nearby
@@ -195,7 +233,7 @@ impl LineIndex {
 
     /// Byte offset where 0-based line `line` starts; the text's length past the last line.
     pub fn start(&self, line: usize) -> usize {
-        self.starts.get(line).copied().unwrap_or(self.len)
+        self.starts.get(line).map_or(self.len, |&s| s as usize)
     }
 
     /// Byte offset where the line after `line` starts: the end of `line` including its ending.
@@ -288,7 +326,7 @@ mod tests {
         let idx = LineIndex::new(&text, 0);
         let whole = |offset: usize| {
             idx.starts
-                .partition_point(|&s| s <= offset)
+                .partition_point(|&s| s as usize <= offset)
                 .saturating_sub(1)
         };
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -307,6 +345,10 @@ mod tests {
         let mut found = Vec::new();
         for_each_newline(text.as_bytes(), |i| found.push(i));
         assert_eq!(found, newlines);
+        for from in 0..text.len() {
+            let want = text[from..].find('\n');
+            assert_eq!(find_newline(&text.as_bytes()[from..]), want, "from {from}");
+        }
     }
 
     #[test]

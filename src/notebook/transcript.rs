@@ -55,11 +55,24 @@ fn continuation_of(text: &str) -> Option<&str> {
     text.strip_prefix("> ")
 }
 
+/// Whether `text` is empty or all whitespace: `text.trim().is_empty()`, quick for ASCII.
+pub fn is_blank(text: &str) -> bool {
+    for &b in text.as_bytes() {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {}
+            _ if b.is_ascii() => return false,
+            // Unicode spaces are whitespace too: leave them to `trim`.
+            _ => return text.trim().is_empty(),
+        }
+    }
+    true
+}
+
 /// Whether a shell block's body is written as a transcript: its first non-empty line starts
 /// with `$ ` (the workshop's `$ docker images` blocks).
 pub fn looks_like_transcript(body: &str) -> bool {
     body.lines()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| !is_blank(l))
         .is_some_and(|l| command_of(l.trim_end_matches('\r')).is_some())
 }
 
@@ -114,7 +127,7 @@ pub fn parse_lines(body: &str, lines: &[RawLine]) -> Result<Vec<Step>, Diagnosti
     let text = |l: &RawLine| body.get(l.text.clone()).unwrap_or_default();
     let mut steps = Vec::new();
     let mut i = 0;
-    while i < lines.len() && text(&lines[i]).trim().is_empty() {
+    while i < lines.len() && is_blank(text(&lines[i])) {
         i += 1;
     }
     while i < lines.len() {
@@ -140,7 +153,7 @@ pub fn parse_lines(body: &str, lines: &[RawLine]) -> Result<Vec<Step>, Diagnosti
         }
         let mut output = &lines[output_start..i];
         while let Some((last, rest)) = output.split_last() {
-            if !text(last).trim().is_empty() {
+            if !is_blank(text(last)) {
                 break;
             }
             output = rest;
@@ -305,6 +318,28 @@ pub(crate) mod tests {
         assert!(err.message.contains("before its first '$ ' command"));
         let err = parse(&lines_of("$ x\n[300]\n")).unwrap_err();
         assert_eq!((err.line, err.message.contains("out of range")), (2, true));
+    }
+
+    #[test]
+    fn blank_is_trim_empty() {
+        for text in [
+            "",
+            " ",
+            "\t\r\n",
+            "\x0b\x0c",
+            "a",
+            " a ",
+            "\u{a0}",
+            " \u{2003} ",
+            "\u{85}",
+            "é",
+            " \u{a0}x",
+            "\x1c",
+            "\x1f",
+            "\0",
+        ] {
+            assert_eq!(is_blank(text), text.trim().is_empty(), "{text:?}");
+        }
     }
 
     #[test]
