@@ -527,7 +527,7 @@ fn list(args: ListArgs) -> i32 {
         };
         let backend = backend(args.backend)
             .or(nb.settings.backend)
-            .unwrap_or(BackendKind::Host)
+            .unwrap_or(BackendKind::Container)
             .name();
         out.write(&format!("{}\n", path.display()));
         let width = nb

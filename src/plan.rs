@@ -173,7 +173,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
     let backend = opts
         .backend
         .or(settings.backend)
-        .unwrap_or(BackendKind::Host);
+        .unwrap_or(BackendKind::Container);
     if backend == BackendKind::Host && !settings.setup.is_empty() {
         return Err(err(
             &notebook,
@@ -206,6 +206,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         }
     }
     let (_, golden_dir) = golden_base(&notebook.path, opts.expected_dir.as_deref());
+    let golden_dir_root = golden_dir.clone();
     let mut in_range = opts.from.is_none();
     let mut cells = Vec::new();
     for (index, cell) in notebook.cells.iter().enumerate() {
@@ -286,9 +287,14 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         env: EnvSpec {
             backend,
             env,
-            notebook_dir,
+            notebook_dir: notebook_dir.clone(),
             shell,
             hostname,
+            image: settings.image.clone(),
+            workdir: settings.workdir.clone(),
+            host_network: settings.network.as_deref() == Some("host"),
+            limits: settings.limits.clone(),
+            hidden: vec![notebook_dir.clone(), golden_dir_root.clone()],
         },
         total_timeout: settings.total_timeout,
         output_cap,

@@ -236,9 +236,13 @@ fn crlf_and_bom_give_the_same_cells() {
 fn unavailable_backends_exit_three() {
     let lab = Lab::new();
     lab.write("nb.md", "```console\n$ true\n```\n");
-    lab.run(&["--backend", "container", "nb.md"])
+    lab.run(&["--backend", "vm", "nb.md"])
         .status(3)
-        .stderr_has("container backend");
+        .stderr_has("vm backend");
+    lab.write("img.md", "---\nlabrun: {image: no-such-image-kind:1}\n---\n```console\n$ true\n```\n");
+    lab.run(&["img.md"])
+        .status(3)
+        .stderr_has("no-such-image-kind:1");
 }
 
 #[test]

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use super::rundir::RunDir;
 use super::{EnvError, EnvSpec, Environment, default_env};
+use std::sync::Arc;
+
 use crate::exec::session::ShellLaunch;
+use crate::exec::shell_process::HostStarter;
 
 fn find_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
@@ -54,6 +57,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         control_dir: control.clone(),
         control_dir_inside: control.to_string_lossy().into_owned(),
         workdir_inside: lab.to_string_lossy().into_owned(),
+        starter: Arc::new(HostStarter),
     };
     Ok(Environment {
         launch,

@@ -4,6 +4,7 @@
 //! This release has the `host` backend only; `container` and `vm` are named so that a
 //! notebook asking for them gets a clear error rather than a silent fallback.
 
+pub mod container;
 pub mod host;
 pub mod rundir;
 
@@ -25,6 +26,17 @@ pub struct EnvSpec {
     pub shell: String,
     /// The hostname the notebook's environment should have (target name or file stem).
     pub hostname: String,
+    /// `image:` as written (container and vm backends); `host` when unset.
+    pub image: Option<String>,
+    /// `workdir:` (default /lab).
+    pub workdir: Option<String>,
+    /// `network: host`: no network namespace of its own.
+    pub host_network: bool,
+    /// `limits:` as written.
+    pub limits: BTreeMap<String, String>,
+    /// Host paths the environment must not show: the notebook's directory and its expected
+    /// output (grading adds the submissions).
+    pub hidden: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +80,7 @@ pub fn default_env() -> BTreeMap<String, String> {
 pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     match spec.backend {
         BackendKind::Host => host::build(spec),
-        BackendKind::Container => Err(EnvError::Unavailable("container")),
+        BackendKind::Container => container::build(spec),
         BackendKind::Vm => Err(EnvError::Unavailable("vm")),
     }
 }

@@ -3,3 +3,4 @@
 pub mod procs;
 pub mod runner;
 pub mod session;
+pub mod shell_process;

@@ -28,19 +28,17 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::Pid;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::procs;
+use super::shell_process::{ShellProcess, ShellStarter};
 use crate::outcome::{CommandRun, ExitStatus, ShellEvent};
 
 /// How long a killed command gets between SIGTERM and SIGKILL.
@@ -54,7 +52,7 @@ pub struct ShellLaunch {
     pub args: Vec<OsString>,
     /// The complete environment of the shell: nothing else is inherited.
     pub env: BTreeMap<String, String>,
-    /// Where labrun starts the shell process.
+    /// Where the shell starts (a path as the starter understands it).
     pub cwd: PathBuf,
     /// The control directory as labrun sees it (private, created by the backend).
     pub control_dir: PathBuf,
@@ -62,6 +60,8 @@ pub struct ShellLaunch {
     pub control_dir_inside: String,
     /// The working directory the first shell starts in, as the shell sees it.
     pub workdir_inside: String,
+    /// Starts the shell process in the environment.
+    pub starter: Arc<dyn ShellStarter>,
 }
 
 /// How the commands of one `run` or `run_batch` call run.
@@ -85,7 +85,7 @@ type Live<'a> = Option<&'a mut dyn FnMut(&[u8])>;
 
 pub struct ShellSession {
     launch: ShellLaunch,
-    child: Child,
+    child: Box<dyn ShellProcess>,
     pidfd: AsyncFd<OwnedFd>,
     control: UnixStream,
     status: StatusChannel,
@@ -277,47 +277,9 @@ impl ShellSession {
         let (control, shell_end) = UnixStream::pair()?;
         let (status, status_end) = UnixStream::pair()?;
         status.set_nonblocking(true)?;
-        let status_fd = status_end.as_raw_fd();
-        let mut cmd = Command::new(&launch.program);
-        cmd.args(&launch.args)
-            .env_clear()
-            .envs(&launch.env)
-            .current_dir(&launch.cwd)
-            .stdin(Stdio::from(OwnedFd::from(shell_end)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                // A session of its own: no controlling terminal to inject into, no Ctrl-C
-                // from labrun's terminal reaching the shell directly.
-                libc::setsid();
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                libc::umask(0o022);
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                // The status socket becomes fd 3; descriptors labrun inherited without
-                // close-on-exec must not reach a cell.
-                if libc::dup2(status_fd, 3) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "failed to start the shell {}: {e}",
-                    launch.program.display()
-                ),
-            )
-        })?;
-        drop(status_end);
-        let pidfd = register(pidfd_open(child.id())?)?;
+        let starter = launch.starter.clone();
+        let child = starter.start(&launch, OwnedFd::from(shell_end), OwnedFd::from(status_end))?;
+        let pidfd = register(pidfd_open(child.pid())?)?;
         let mut session = ShellSession {
             launch,
             child,
@@ -385,15 +347,11 @@ impl ShellSession {
 
     /// The shell's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     fn reap(&mut self) -> ExitStatus {
-        match waitpid(Pid::from_raw(self.child.id() as i32), None) {
-            Ok(WaitStatus::Exited(_, code)) => ExitStatus::Code(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => ExitStatus::Signal(sig as i32),
-            _ => ExitStatus::Signal(libc::SIGKILL),
-        }
+        self.child.reap()
     }
 
     /// Runs one command and reports what it did. Errors are labrun's own failures.
@@ -434,7 +392,7 @@ impl ShellSession {
             let nonce = &tokens[0];
             let fifo_tag = &tokens[1];
 
-            self.last_cwd = fs::read_link(format!("/proc/{}/cwd", self.child.id()))
+            self.last_cwd = fs::read_link(format!("/proc/{}/cwd", self.child.pid()))
                 .ok()
                 .map(|p| p.to_string_lossy().into_owned());
 
@@ -563,13 +521,13 @@ impl ShellSession {
                             killing_since = Some(Instant::now());
                             // The whole tree, the shell included: the shell's TERM trap saves
                             // its state so the next shell can carry on from it.
-                            let mut tree = procs::descendants(self.child.id());
-                            tree.push(self.child.id());
+                            let mut tree = procs::descendants(self.child.pid());
+                            tree.push(self.child.pid());
                             procs::signal_all(&tree, Signal::SIGTERM);
                         }
                         _ = async { tokio::time::sleep_until(kill_deadline.unwrap().into()).await }, if kill_deadline.is_some() => {
-                            procs::kill_descendants(self.child.id(), Duration::from_secs(2));
-                            procs::signal_all(&[self.child.id()], Signal::SIGKILL);
+                            procs::kill_descendants(self.child.pid(), Duration::from_secs(2));
+                            procs::signal_all(&[self.child.pid()], Signal::SIGKILL);
                             killing_since = Some(Instant::now() + Duration::from_secs(3600));
                         }
                     }
@@ -585,7 +543,7 @@ impl ShellSession {
                 }
                 if timed_out.is_some() {
                     // Whatever ignored SIGTERM under the shell goes now.
-                    procs::kill_descendants(self.child.id(), Duration::from_secs(2));
+                    procs::kill_descendants(self.child.pid(), Duration::from_secs(2));
                 }
                 step.out.finish(&mut live);
                 if let Some(e) = step.err.as_mut() {
@@ -660,8 +618,8 @@ impl ShellSession {
             .await
             .is_ok();
         if !exited {
-            procs::kill_descendants(self.child.id(), Duration::from_secs(2));
-            procs::signal_all(&[self.child.id()], Signal::SIGKILL);
+            procs::kill_descendants(self.child.pid(), Duration::from_secs(2));
+            procs::signal_all(&[self.child.pid()], Signal::SIGKILL);
             let _ = self.pidfd.readable().await;
         }
         self.reap()
@@ -695,11 +653,7 @@ impl ShellSession {
 
     /// Kills the shell and everything under it.
     pub fn kill_all(&mut self) {
-        let pid = self.child.id();
-        procs::signal_all(&[pid], Signal::SIGSTOP);
-        procs::kill_descendants(pid, Duration::from_secs(2));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 

@@ -1,6 +1,8 @@
-//! The session protocol on a real shell: state between commands, streams, exit codes, a
-//! replaced shell, timeouts, and the attempts to forge a verdict that the contract lists.
-//! Runs on the host backend; later backends run the same cases.
+//! The backend conformance suite: the session protocol on a real shell in each backend —
+//! state between commands, streams, exit codes, a replaced shell, timeouts, fresh state
+//! between runs, cleanup, and the attempts to forge a verdict that the contract lists.
+//! Every backend runs every case (the `conformance!` list at the end); a new backend adds
+//! one line there.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,15 +19,20 @@ struct Lab {
     rt: tokio::runtime::Runtime,
 }
 
-fn lab() -> Lab {
+fn lab(backend: BackendKind) -> Lab {
     let spec = EnvSpec {
-        backend: BackendKind::Host,
+        backend,
         env: BTreeMap::new(),
-        notebook_dir: PathBuf::from("/nonexistent"),
+        notebook_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/notebooks")),
         shell: "bash".into(),
         hostname: "test".into(),
+        image: None,
+        workdir: None,
+        host_network: false,
+        limits: BTreeMap::new(),
+        hidden: vec![],
     };
-    let built = env::build(&spec).expect("host environment");
+    let built = env::build(&spec).unwrap_or_else(|e| panic!("{} environment: {e}", backend.name()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,9 +71,7 @@ impl Lab {
     }
 }
 
-#[test]
-fn state_carries_between_commands() {
-    let mut lab = lab();
+fn state_carries_between_commands(mut lab: Lab) {
     lab.run("mkdir sub && cd sub");
     lab.run("export GREETING=hello; plain=kept; greet() { echo \"$GREETING from $1\"; }");
     assert_eq!(
@@ -75,9 +80,7 @@ fn state_carries_between_commands() {
     );
 }
 
-#[test]
-fn each_command_has_its_own_output_and_status() {
-    let mut lab = lab();
+fn each_command_has_its_own_output_and_status(mut lab: Lab) {
     let a = lab.run("echo one; echo err >&2; false");
     assert_eq!(a.output, b"one\nerr\n");
     assert_eq!(a.status, ExitStatus::Code(1));
@@ -89,9 +92,7 @@ fn each_command_has_its_own_output_and_status() {
     assert_eq!(split.stderr, b"err\n");
 }
 
-#[test]
-fn exit_ends_only_the_command_and_keeps_state() {
-    let mut lab = lab();
+fn exit_ends_only_the_command_and_keeps_state(mut lab: Lab) {
     lab.run("cd /; export KEEP=yes; f() { echo func; }");
     let r = lab.run("echo before; exit 7");
     assert_eq!(r.status, ExitStatus::Code(7));
@@ -106,9 +107,7 @@ fn exit_ends_only_the_command_and_keeps_state() {
     assert_eq!(lab.out("pwd; echo $KEEP; f"), "/\nyes\nfunc\n");
 }
 
-#[test]
-fn a_killed_or_replaced_shell_is_replaced() {
-    let mut lab = lab();
+fn a_killed_or_replaced_shell_is_replaced(mut lab: Lab) {
     lab.run("cd /usr");
     let r = lab.run("kill -9 $$");
     assert_eq!(r.status, ExitStatus::Signal(9));
@@ -123,17 +122,13 @@ fn a_killed_or_replaced_shell_is_replaced() {
     assert_eq!(lab.out("echo visible"), "visible\n");
 }
 
-#[test]
-fn stdin_is_dev_null_and_never_swallows_the_next_command() {
-    let mut lab = lab();
+fn stdin_is_dev_null_and_never_swallows_the_next_command(mut lab: Lab) {
     let r = lab.run("read x; echo \"status $? [$x]\"; cat; readlink /proc/self/fd/0");
     assert_eq!(r.output, b"status 1 []\n/dev/null\n");
     assert_eq!(lab.out("echo next"), "next\n");
 }
 
-#[test]
-fn no_labrun_descriptor_leaks_in() {
-    let mut lab = lab();
+fn no_labrun_descriptor_leaks_in(mut lab: Lab) {
     let listing = lab.out("ls /proc/self/fd | sort -n | tr '\\n' ' '");
     // 0, 1, 2 and the directory ls itself opened.
     assert_eq!(listing, "0 1 2 3 ");
@@ -142,9 +137,7 @@ fn no_labrun_descriptor_leaks_in() {
     assert_eq!(lab.out("echo fine"), "fine\n");
 }
 
-#[test]
-fn printed_markers_and_dumps_change_nothing() {
-    let mut lab = lab();
+fn printed_markers_and_dumps_change_nothing(mut lab: Lab) {
     let r = lab.run("set >/dev/null; declare -f; echo s.deadbeef.0; echo b.x; false");
     assert_eq!(r.status, ExitStatus::Code(1));
     let r = lab.run("ls \"$(dirname \"$BASH_SOURCE\")\" | while read f; do : > \"$(dirname \"$BASH_SOURCE\")/s.$f.0\"; done; false");
@@ -156,9 +149,7 @@ fn printed_markers_and_dumps_change_nothing() {
     assert_eq!(lab.out("echo ok"), "ok\n");
 }
 
-#[test]
-fn aliases_traps_and_redefined_functions_do_not_reach_later_commands() {
-    let mut lab = lab();
+fn aliases_traps_and_redefined_functions_do_not_reach_later_commands(mut lab: Lab) {
     lab.run(
         "shopt -s expand_aliases; alias printf=false echo=false; trap 'echo X' DEBUG RETURN ERR",
     );
@@ -176,9 +167,7 @@ fn aliases_traps_and_redefined_functions_do_not_reach_later_commands() {
     assert_eq!(lab.out("echo still fine"), "still fine\n");
 }
 
-#[test]
-fn a_timeout_kills_the_whole_tree_and_the_session_goes_on() {
-    let mut lab = lab();
+fn a_timeout_kills_the_whole_tree_and_the_session_goes_on(mut lab: Lab) {
     lab.run("export KEEP=1");
     let start = Instant::now();
     let r = lab.run_with(
@@ -197,18 +186,14 @@ fn a_timeout_kills_the_whole_tree_and_the_session_goes_on() {
     assert_eq!(String::from_utf8_lossy(&r.output), "[]\nnone\n", "{r:?}");
 }
 
-#[test]
-fn a_timeout_keeps_the_state_when_the_shell_can_save_it() {
-    let mut lab = lab();
+fn a_timeout_keeps_the_state_when_the_shell_can_save_it(mut lab: Lab) {
     lab.run("export KEEP=1; cd /");
     let r = lab.run_with("sleep 1000", Duration::from_millis(200), false);
     assert!(r.timed_out.is_some());
     assert_eq!(lab.out("echo $KEEP; pwd"), "1\n/\n");
 }
 
-#[test]
-fn a_shell_killed_between_commands_is_replaced() {
-    let mut lab = lab();
+fn a_shell_killed_between_commands_is_replaced(mut lab: Lab) {
     lab.run("(sleep 0.1; kill -9 $$) &");
     std::thread::sleep(Duration::from_millis(400));
     let r = lab.run("echo still here");
@@ -216,18 +201,14 @@ fn a_shell_killed_between_commands_is_replaced() {
     assert!(r.shell_event.is_some());
 }
 
-#[test]
-fn background_output_belongs_to_no_command() {
-    let mut lab = lab();
+fn background_output_belongs_to_no_command(mut lab: Lab) {
     let r = lab.run("(sleep 0.2; echo late) & echo now");
     assert_eq!(r.output, b"now\n");
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(lab.out("echo mine"), "mine\n");
 }
 
-#[test]
-fn error_messages_do_not_name_labrun_files() {
-    let mut lab = lab();
+fn error_messages_do_not_name_labrun_files(mut lab: Lab) {
     let r = lab.run("echo a\nno-such-command-here");
     assert_eq!(
         String::from_utf8_lossy(&r.output),
@@ -236,9 +217,7 @@ fn error_messages_do_not_name_labrun_files() {
     assert_eq!(r.status, ExitStatus::Code(127));
 }
 
-#[test]
-fn output_is_capped() {
-    let mut lab = lab();
+fn output_is_capped(mut lab: Lab) {
     let env = BTreeMap::new();
     let opts = RunOptions {
         timeout: Duration::from_secs(10),
@@ -256,18 +235,14 @@ fn output_is_capped() {
     assert_eq!(r.truncated, 99000);
 }
 
-#[test]
-fn exit_keeps_the_directory_the_cell_moved_to() {
-    let mut lab = lab();
+fn exit_keeps_the_directory_the_cell_moved_to(mut lab: Lab) {
     lab.run("mkdir -p a/b && cd a");
     let r = lab.run("cd b; exit 2");
     assert_eq!(r.status, ExitStatus::Code(2));
     assert_eq!(lab.out("basename $PWD"), "b\n");
 }
 
-#[test]
-fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway() {
-    let mut lab = lab();
+fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway(mut lab: Lab) {
     let env = BTreeMap::new();
     let scripts = [
         "echo one",
@@ -302,3 +277,43 @@ fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway() {
     assert_eq!(runs[5].status, ExitStatus::Code(1));
     assert_eq!(runs.len(), 6);
 }
+
+/// Every case, for one backend.
+macro_rules! conformance {
+    ($backend:ident, $kind:expr, [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(super::lab($kind));
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_cases {
+    ($backend:ident, $kind:expr) => {
+        conformance!($backend, $kind, [
+            state_carries_between_commands,
+            each_command_has_its_own_output_and_status,
+            exit_ends_only_the_command_and_keeps_state,
+            a_killed_or_replaced_shell_is_replaced,
+            stdin_is_dev_null_and_never_swallows_the_next_command,
+            no_labrun_descriptor_leaks_in,
+            printed_markers_and_dumps_change_nothing,
+            aliases_traps_and_redefined_functions_do_not_reach_later_commands,
+            a_timeout_kills_the_whole_tree_and_the_session_goes_on,
+            a_timeout_keeps_the_state_when_the_shell_can_save_it,
+            a_shell_killed_between_commands_is_replaced,
+            background_output_belongs_to_no_command,
+            error_messages_do_not_name_labrun_files,
+            output_is_capped,
+            exit_keeps_the_directory_the_cell_moved_to,
+            a_batch_reports_each_step_and_survives_exit_and_timeouts_midway,
+        ]);
+    };
+}
+
+all_cases!(host, labrun::notebook::BackendKind::Host);
+all_cases!(container, labrun::notebook::BackendKind::Container);

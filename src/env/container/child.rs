@@ -1,0 +1,168 @@
+//! The container's first process, from the moment labrun clones it until it becomes init.
+//!
+//! It is a raw clone of labrun, which may have other threads: it must not allocate, lock or
+//! panic, only make system calls on data labrun prepared (`ChildPlan`). It waits for labrun's
+//! go-ahead (its user and cgroup are set up by then), unshares the remaining namespaces itself
+//! (never the parent, or pivot_root would move labrun's root too), builds the root, and, when
+//! labrun runs as root, enters a user namespace of the session's own so that even privileged
+//! cells hold their capabilities only there. Then it closes every descriptor it inherited but
+//! its socket to labrun, and runs init.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use super::hardening::Hardening;
+use super::init;
+use super::ops::Op;
+use super::wire::{self, Reply};
+
+/// Everything the child needs, built by labrun before the clone.
+pub struct ChildPlan {
+    /// Read end of a pipe: one byte from labrun per go-ahead, end-of-file if labrun died.
+    pub sync: RawFd,
+    /// The child's end of the socket to labrun.
+    pub control: RawFd,
+    /// Namespaces the child unshares itself (mount, UTS, IPC, network, cgroup).
+    pub unshare: libc::c_int,
+    pub ops: Vec<Op>,
+    /// Enter a user namespace after the root is built (labrun runs as root).
+    pub session_userns: bool,
+    /// labrun's command line in memory, overwritten so /proc/1/cmdline does not show it.
+    pub argv_area: Option<(usize, usize)>,
+    pub hardening: Hardening,
+}
+
+fn send(fd: RawFd, reply: Reply) {
+    let bytes = reply.encode();
+    // SAFETY: a plain write of a stack buffer.
+    unsafe {
+        libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL);
+    }
+}
+
+/// Waits for labrun's next go-ahead; false when labrun is gone.
+fn wait_go(sync: RawFd) -> bool {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads one byte into a stack variable.
+        let n = unsafe { libc::read(sync, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            return true;
+        }
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return false;
+    }
+}
+
+fn fail(control: RawFd, step: usize, err: Errno) -> ! {
+    send(
+        control,
+        Reply {
+            kind: wire::SETUP_FAILED,
+            a: step as i32,
+            b: err as i32,
+        },
+    );
+    // SAFETY: ends the process without running anything of labrun's.
+    unsafe { libc::_exit(1) }
+}
+
+/// The child's whole life. Never returns.
+///
+/// # Safety
+/// Must be called only in a freshly cloned child process, with `plan` valid.
+pub unsafe fn main(plan: &ChildPlan) -> ! {
+    // SAFETY (whole function): system calls on descriptors and data the plan owns.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // Not readable by what runs inside: /proc/1/mem, environ and exe stay closed.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let control = plan.control;
+        let steps = plan.ops.len();
+        if !wait_go(plan.sync) {
+            libc::_exit(1);
+        }
+        if libc::unshare(plan.unshare) < 0 {
+            fail(control, steps, Errno::last());
+        }
+        for (i, op) in plan.ops.iter().enumerate() {
+            if let Err(e) = op.run() {
+                fail(control, i, e);
+            }
+        }
+        if plan.session_userns {
+            if libc::unshare(libc::CLONE_NEWUSER) < 0 {
+                fail(control, steps + 1, Errno::last());
+            }
+            send(
+                control,
+                Reply {
+                    kind: wire::NEED_MAPS,
+                    a: 0,
+                    b: 0,
+                },
+            );
+            if !wait_go(plan.sync) {
+                libc::_exit(1);
+            }
+            // A mount namespace owned by the session's user namespace: privileged cells can
+            // mount in it, and every mount made so far is locked in place.
+            if libc::unshare(libc::CLONE_NEWNS) < 0 {
+                fail(control, steps + 2, Errno::last());
+            }
+        }
+        if let Some((start, end)) = plan.argv_area {
+            std::ptr::write_bytes(start as *mut u8, 0, end - start);
+            let name = b"labrun-init";
+            if end - start > name.len() {
+                std::ptr::copy_nonoverlapping(name.as_ptr(), start as *mut u8, name.len());
+            }
+        }
+        // Keep only the socket to labrun, as fd 3; 0-2 become /dev/null.
+        let mut ctl = control;
+        if ctl != 3 {
+            if libc::dup2(ctl, 3) < 0 {
+                fail(control, steps + 3, Errno::last());
+            }
+            ctl = 3;
+        }
+        libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32);
+        libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null == 0 {
+            libc::dup2(0, 1);
+            libc::dup2(0, 2);
+        }
+        libc::chdir(c"/".as_ptr());
+        send(
+            ctl,
+            Reply {
+                kind: wire::READY,
+                a: 0,
+                b: 0,
+            },
+        );
+        init::run(ctl, &plan.hardening)
+    }
+}
+
+/// The message for a failed step, as labrun reports it.
+pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
+    let err = Errno::from_raw(errno);
+    let what = match plan_ops.get(step) {
+        Some(op) => op.describe(),
+        None => match step - plan_ops.len() {
+            0 => "unsharing the mount, UTS, IPC, network and cgroup namespaces".into(),
+            1 => "entering the session's user namespace".into(),
+            2 => "unsharing the session's mount namespace".into(),
+            _ => "setting up init's descriptors".into(),
+        },
+    };
+    format!("{what}: {}", err.desc())
+}

@@ -1,0 +1,189 @@
+//! The `container` backend: labrun's own runtime on Linux namespaces, the default.
+//!
+//! One run gets one fresh container: an overlay of its image under a writable layer that
+//! exists only for the run, new mount, PID, UTS, IPC, network and cgroup namespaces, a user
+//! namespace (rootless, or for the session when labrun is root), `pivot_root`, fresh /proc and
+//! /dev, a small init as PID 1, and shells hardened before they execute. See the book's
+//! design/container page for the why of each step.
+//!
+//! - `rootfs` plans the mounts, `ops` are the steps, `child` and `init` run in the container;
+//! - `runtime` is labrun's side of it, `shell` starts the session's shells through init;
+//! - `userns` writes id maps, `hardening` is what a shell gives up, `wire` the messages.
+
+pub mod child;
+pub mod hardening;
+pub mod init;
+pub mod ops;
+pub mod rootfs;
+pub mod runtime;
+pub mod shell;
+pub mod userns;
+pub mod wire;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::rundir::RunDir;
+use super::{EnvError, EnvSpec, Environment, default_env};
+use crate::exec::session::ShellLaunch;
+use child::ChildPlan;
+use hardening::Hardening;
+use rootfs::{CONTROL_DIR, Hidden, RootSource, RootSpec};
+use runtime::Container;
+use shell::ContainerStarter;
+use userns::IdMaps;
+
+/// Size of the writable layer when the notebook sets no `disk` limit.
+pub const DEFAULT_DISK: u64 = 1 << 30;
+
+/// What must live as long as the run, dropped in this order.
+struct Guard {
+    _container: Arc<Container>,
+    _run: RunDir,
+}
+
+fn host_hidden(spec: &EnvSpec) -> Vec<Hidden> {
+    let mut hidden: Vec<Hidden> = [
+        "/root", "/home", "/tmp", "/var/tmp", "/run", "/mnt", "/media",
+    ]
+    .iter()
+    .map(|p| Hidden {
+        path: PathBuf::from(p),
+        is_dir: true,
+    })
+    .collect();
+    for file in ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"] {
+        hidden.push(Hidden {
+            path: file.into(),
+            is_dir: false,
+        });
+    }
+    if let Ok(entries) = std::fs::read_dir("/etc/ssh") {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().ends_with("_key") {
+                hidden.push(Hidden {
+                    path: e.path(),
+                    is_dir: false,
+                });
+            }
+        }
+    }
+    for extra in &spec.hidden {
+        if let Ok(canon) = extra.canonicalize() {
+            hidden.push(Hidden {
+                is_dir: canon.is_dir(),
+                path: canon,
+            });
+        }
+    }
+    hidden.retain(|h| h.path.symlink_metadata().is_ok());
+    hidden
+}
+
+/// Finds the shell in the image's root: its path inside.
+fn find_shell(layers: &[PathBuf], name: &str) -> Option<String> {
+    let dirs = default_env()["PATH"].clone();
+    let candidates: Vec<String> = if name.starts_with('/') {
+        vec![name.to_string()]
+    } else {
+        dirs.split(':').map(|d| format!("{d}/{name}")).collect()
+    };
+    candidates.into_iter().find(|inside| {
+        layers.iter().rev().any(|layer| {
+            let p = layer.join(inside.trim_start_matches('/'));
+            // A link (bin -> usr/bin) is fine: resolve it within the layer, roughly.
+            p.exists() || layer.join(Path::new(inside).strip_prefix("/").unwrap_or(Path::new(inside))).is_symlink()
+        })
+    })
+}
+
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    let image = spec.image.as_deref().unwrap_or("host");
+    let (source, layers) = match image {
+        "host" => (
+            RootSource::Host {
+                hidden: host_hidden(spec),
+            },
+            vec![PathBuf::from("/")],
+        ),
+        other => {
+            return Err(EnvError::Other(format!(
+                "image '{other}' is not available in this release of labrun (use image: host)"
+            )));
+        }
+    };
+    let shell = find_shell(&layers, &spec.shell).ok_or_else(|| {
+        EnvError::Other(format!(
+            "the shell '{}' is not in the image '{image}'",
+            spec.shell
+        ))
+    })?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    let run = RunDir::create()?;
+    let control = run.subdir("ctl", 0o700)?;
+    let staging = run.subdir("root", 0o700)?;
+    let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
+    let root = RootSpec {
+        source,
+        staging,
+        control_dir: control.clone(),
+        notebook_dir: spec.notebook_dir.clone(),
+        workdir: workdir.clone(),
+        hostname: spec.hostname.clone(),
+        disk: DEFAULT_DISK,
+        rootless,
+        host_network: spec.host_network,
+    };
+    let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    if !spec.host_network {
+        unshare |= libc::CLONE_NEWNET;
+    }
+    let plan = ChildPlan {
+        sync: -1,
+        control: -1,
+        unshare,
+        ops: root.ops(),
+        session_userns: !rootless,
+        argv_area: None,
+        hardening: Hardening::new(),
+    };
+    let maps = rootless.then(|| {
+        let uid = nix::unistd::getuid();
+        let user = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
+    });
+    let container = Arc::new(Container::start(plan, maps, true, |_pid| Ok(()))?);
+    let mut env = default_env();
+    env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
+    env.insert("HOSTNAME".into(), spec.hostname.clone());
+    env.extend(spec.env.clone());
+    let launch = ShellLaunch {
+        program: PathBuf::from(&shell),
+        args: if shell.ends_with("bash") {
+            vec!["--noprofile".into(), "--norc".into()]
+        } else {
+            vec![]
+        },
+        env,
+        cwd: PathBuf::from(&workdir),
+        control_dir: control,
+        control_dir_inside: CONTROL_DIR.into(),
+        workdir_inside: workdir,
+        starter: Arc::new(ContainerStarter {
+            container: container.clone(),
+            privileged: false,
+        }),
+    };
+    Ok(Environment {
+        launch,
+        workdir_host: PathBuf::new(),
+        _guard: Box::new(Guard {
+            _container: container,
+            _run: run,
+        }),
+    })
+}

@@ -1,0 +1,327 @@
+//! labrun's side of a running container: clones its first process, answers its requests
+//! for id maps, asks it for shells, collects their exits, and tears it all down.
+//!
+//! The container lives exactly as long as this value and no longer than labrun: its init
+//! has labrun as parent-death signal, and its mounts live in its own mount namespace, so the
+//! kernel removes them once its last process is gone.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, recv, sendmsg, socketpair,
+};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::child::{self, ChildPlan};
+use super::userns::IdMaps;
+use super::wire::{self, Reply};
+
+/// How long labrun waits for init to answer before calling the container hung.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Container {
+    /// init's pid on this machine.
+    init: Pid,
+    control: OwnedFd,
+    /// labrun's write end of the go-ahead pipe.
+    sync: Mutex<Option<OwnedFd>>,
+    maps: Option<IdMaps>,
+    /// Exits init reported, by shell pid (init's namespace), not yet collected.
+    exits: Mutex<HashMap<i32, i32>>,
+    /// To describe a failed setup step.
+    plan: ChildPlan,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Container(init {})", self.init)
+    }
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Where labrun's own command line lies in memory (to blank it in init's copy).
+fn argv_area() -> Option<(usize, usize)> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // arg_start and arg_end are fields 48 and 49 (1-based), i.e. 45 and 46 after ") ".
+    let start = fields.get(45)?.parse().ok()?;
+    let end = fields.get(46)?.parse().ok()?;
+    (end > start).then_some((start, end))
+}
+
+impl Container {
+    /// Clones the container's first process and lets it build the root. `userns` is the
+    /// rootless case: the first process is created in a user namespace mapped by `maps`.
+    /// `before_go` runs with init's pid before it may go on (to put it into cgroups).
+    pub fn start(
+        mut plan: ChildPlan,
+        rootless: Option<IdMaps>,
+        pid_ns: bool,
+        before_go: impl FnOnce(i32) -> io::Result<()>,
+    ) -> io::Result<Container> {
+        let (ours, theirs) = socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        let (sync_read, sync_write) = pipe_cloexec()?;
+        plan.sync = sync_read.as_raw_fd();
+        plan.control = theirs.as_raw_fd();
+        plan.argv_area = argv_area();
+        let mut flags = libc::SIGCHLD as libc::c_ulong;
+        if pid_ns {
+            flags |= libc::CLONE_NEWPID as libc::c_ulong;
+        }
+        if rootless.is_some() {
+            flags |= libc::CLONE_NEWUSER as libc::c_ulong;
+        }
+        // SAFETY: a fork-like clone (no shared memory, no new stack). The child runs only
+        // `child::main`, which makes system calls on the prepared plan and never returns.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+        if pid < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("creating the container's namespaces: {e}"),
+            ));
+        }
+        if pid == 0 {
+            // SAFETY: we are the freshly cloned child.
+            unsafe { child::main(&plan) }
+        }
+        let pid = pid as i32;
+        drop(sync_read);
+        drop(theirs);
+        let _ = nix::sys::socket::setsockopt(
+            &ours,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(ANSWER_TIMEOUT.as_secs() as i64, 0),
+        );
+        let container = Container {
+            init: Pid::from_raw(pid),
+            control: ours,
+            sync: Mutex::new(Some(sync_write)),
+            maps: if rootless.is_some() {
+                None
+            } else {
+                Some(IdMaps::identity())
+            },
+            exits: Mutex::new(HashMap::new()),
+            plan,
+        };
+        if let Some(maps) = &rootless {
+            maps.write(pid)?;
+        }
+        before_go(pid)?;
+        container.go()?;
+        container.wait_ready()?;
+        Ok(container)
+    }
+
+    /// init's pid on this machine.
+    pub fn init_pid(&self) -> u32 {
+        self.init.as_raw() as u32
+    }
+
+    fn go(&self) -> io::Result<()> {
+        let guard = self.sync.lock().expect("not poisoned");
+        let fd = guard
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the container already started"))?;
+        nix::unistd::write(fd, b"g").map_err(io::Error::from)?;
+        Ok(())
+    }
+
+    fn wait_ready(&self) -> io::Result<()> {
+        loop {
+            let reply = self.receive()?;
+            match reply.kind {
+                wire::READY => {
+                    // Nothing more to say to the child.
+                    self.sync.lock().expect("not poisoned").take();
+                    return Ok(());
+                }
+                wire::NEED_MAPS => {
+                    if let Some(maps) = &self.maps {
+                        maps.write(self.init.as_raw())?;
+                    }
+                    self.go()?;
+                }
+                wire::SETUP_FAILED => {
+                    return Err(io::Error::other(format!(
+                        "building the container failed: {}",
+                        child::describe_failure(&self.plan.ops, reply.a as usize, reply.b)
+                    )));
+                }
+                other => self.unexpected(other)?,
+            }
+        }
+    }
+
+    fn unexpected(&self, kind: u8) -> io::Result<()> {
+        match kind {
+            wire::EXITED => Ok(()),
+            _ => Err(io::Error::other(format!(
+                "the container's init sent an unknown message ({kind})"
+            ))),
+        }
+    }
+
+    /// The next message from init; exits are filed away as they come.
+    fn receive(&self) -> io::Result<Reply> {
+        let mut buf = [0u8; wire::REPLY_LEN];
+        let n = loop {
+            match recv(self.control.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(io::Error::other(format!(
+                        "the container's init did not answer within {} s",
+                        ANSWER_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(n) => break n,
+            }
+        };
+        if n == 0 {
+            let status = self.init_status();
+            return Err(io::Error::other(format!(
+                "the container's init ended unexpectedly ({status})"
+            )));
+        }
+        let reply = Reply::decode(&buf[..n])
+            .ok_or_else(|| io::Error::other("a malformed message from the container's init"))?;
+        if reply.kind == wire::EXITED {
+            self.exits
+                .lock()
+                .expect("not poisoned")
+                .insert(reply.a, reply.b);
+        }
+        Ok(reply)
+    }
+
+    fn init_status(&self) -> String {
+        match waitpid(self.init, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+            _ => "still running".into(),
+        }
+    }
+
+    /// Starts a shell with `control` as fd 0 and `status` as fd 3. Returns its pid in the
+    /// container's namespace and on this machine.
+    pub fn spawn(
+        &self,
+        privileged: bool,
+        cwd: &str,
+        argv: &[String],
+        env: &[String],
+        control: OwnedFd,
+        status: OwnedFd,
+    ) -> io::Result<(i32, u32)> {
+        let request = wire::spawn_request(
+            if privileged { wire::PRIVILEGED } else { 0 },
+            cwd,
+            argv,
+            env,
+        );
+        if request.len() > wire::MAX_REQUEST {
+            return Err(io::Error::other(
+                "the shell's arguments and environment are too large",
+            ));
+        }
+        let fds = [control.as_raw_fd(), status.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [io::IoSlice::new(&request)];
+        sendmsg::<UnixAddr>(
+            self.control.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| io::Error::other(format!("asking the container for a shell: {e}")))?;
+        drop(control);
+        drop(status);
+        loop {
+            let reply = self.receive()?;
+            match reply.kind {
+                wire::SPAWNED if reply.a > 0 => {
+                    let host = self.host_pid(reply.a).ok_or_else(|| {
+                        io::Error::other("the container's shell ended before it started")
+                    })?;
+                    return Ok((reply.a, host));
+                }
+                wire::SPAWNED => {
+                    return Err(io::Error::other(format!(
+                        "the container could not start the shell {}: {}",
+                        argv.first().map(String::as_str).unwrap_or(""),
+                        nix::errno::Errno::from_raw(reply.b).desc()
+                    )));
+                }
+                other => self.unexpected(other)?,
+            }
+        }
+    }
+
+    /// The pid on this machine of init's child `ns_pid`.
+    fn host_pid(&self, ns_pid: i32) -> Option<u32> {
+        let init = self.init_pid();
+        crate::exec::procs::children(init).into_iter().find(|&c| {
+            fs::read_to_string(format!("/proc/{c}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("NSpid:"))
+                        .and_then(|l| l.split_whitespace().last()?.parse::<i32>().ok())
+                })
+                == Some(ns_pid)
+        })
+    }
+
+    /// Waits for init's report of how shell `ns_pid` ended (its raw wait status).
+    pub fn wait_exit(&self, ns_pid: i32) -> io::Result<i32> {
+        loop {
+            if let Some(status) = self.exits.lock().expect("not poisoned").remove(&ns_pid) {
+                return Ok(status);
+            }
+            self.receive()?;
+        }
+    }
+
+    /// Kills every process in the container but init.
+    pub fn kill_all(&self) {
+        let _ = nix::sys::socket::send(
+            self.control.as_raw_fd(),
+            &[wire::KILL_ALL],
+            MsgFlags::MSG_NOSIGNAL,
+        );
+    }
+
+    /// The descriptor of labrun's end of the socket (for tests of descriptor leaks).
+    pub fn control_fd(&self) -> RawFd {
+        self.control.as_raw_fd()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // Killing init kills every process of its PID namespace; waiting for it means they
+        // are all gone, and with them the mount namespace and its mounts.
+        let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(self.init, None);
+    }
+}
