@@ -16,4 +16,5 @@ pub mod notebook;
 pub mod outcome;
 pub mod plan;
 pub mod report;
+pub mod sandbox;
 pub mod units;
