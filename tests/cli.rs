@@ -239,7 +239,10 @@ fn unavailable_backends_exit_three() {
     lab.run(&["--backend", "vm", "nb.md"])
         .status(3)
         .stderr_has("vm backend");
-    lab.write("img.md", "---\nlabrun: {image: no-such-image-kind:1}\n---\n```console\n$ true\n```\n");
+    lab.write(
+        "img.md",
+        "---\nlabrun: {image: no-such-image-kind:1}\n---\n```console\n$ true\n```\n",
+    );
     lab.run(&["img.md"])
         .status(3)
         .stderr_has("no-such-image-kind:1");

@@ -294,24 +294,28 @@ macro_rules! conformance {
 
 macro_rules! all_cases {
     ($backend:ident, $kind:expr) => {
-        conformance!($backend, $kind, [
-            state_carries_between_commands,
-            each_command_has_its_own_output_and_status,
-            exit_ends_only_the_command_and_keeps_state,
-            a_killed_or_replaced_shell_is_replaced,
-            stdin_is_dev_null_and_never_swallows_the_next_command,
-            no_labrun_descriptor_leaks_in,
-            printed_markers_and_dumps_change_nothing,
-            aliases_traps_and_redefined_functions_do_not_reach_later_commands,
-            a_timeout_kills_the_whole_tree_and_the_session_goes_on,
-            a_timeout_keeps_the_state_when_the_shell_can_save_it,
-            a_shell_killed_between_commands_is_replaced,
-            background_output_belongs_to_no_command,
-            error_messages_do_not_name_labrun_files,
-            output_is_capped,
-            exit_keeps_the_directory_the_cell_moved_to,
-            a_batch_reports_each_step_and_survives_exit_and_timeouts_midway,
-        ]);
+        conformance!(
+            $backend,
+            $kind,
+            [
+                state_carries_between_commands,
+                each_command_has_its_own_output_and_status,
+                exit_ends_only_the_command_and_keeps_state,
+                a_killed_or_replaced_shell_is_replaced,
+                stdin_is_dev_null_and_never_swallows_the_next_command,
+                no_labrun_descriptor_leaks_in,
+                printed_markers_and_dumps_change_nothing,
+                aliases_traps_and_redefined_functions_do_not_reach_later_commands,
+                a_timeout_kills_the_whole_tree_and_the_session_goes_on,
+                a_timeout_keeps_the_state_when_the_shell_can_save_it,
+                a_shell_killed_between_commands_is_replaced,
+                background_output_belongs_to_no_command,
+                error_messages_do_not_name_labrun_files,
+                output_is_capped,
+                exit_keeps_the_directory_the_cell_moved_to,
+                a_batch_reports_each_step_and_survives_exit_and_timeouts_midway,
+            ]
+        );
     };
 }
 

@@ -1,23 +1,48 @@
-//! What a shell gives up before it runs a cell: privileges and resources, prepared by labrun
-//! and applied by the shell's process in the container, just before it executes the shell.
+//! What a shell gives up before it runs a cell: capabilities beyond Docker's default set,
+//! new privileges through setuid files, and the system calls a lab never needs. Prepared by
+//! labrun, applied by the shell's process in the container just before it executes the shell.
+//!
+//! A privileged shell keeps every capability, but only those of the container's user
+//! namespace (see `child`): it can mount an overlay, never write the host's /proc/sys.
 
 use nix::errno::Errno;
 
+use crate::sandbox::caps::{CapPlan, CapSet};
+use crate::sandbox::seccomp::{self, Filter};
+
 /// Prepared in labrun; `apply` only makes system calls (it runs in a raw clone).
-#[derive(Debug, Default)]
-pub struct Hardening {}
+pub struct Hardening {
+    default_caps: CapPlan,
+    privileged_caps: CapPlan,
+    default_filter: Filter,
+    privileged_filter: Filter,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Hardening {
     pub fn new() -> Hardening {
-        Hardening {}
+        Hardening {
+            default_caps: CapPlan::new(CapSet::DOCKER_DEFAULT),
+            privileged_caps: CapPlan::new(CapSet::all()),
+            default_filter: Filter::default_for(false),
+            privileged_filter: Filter::default_for(true),
+        }
     }
 
     /// Applies everything to the calling process. Async-signal-safe.
-    pub fn apply(&self, _privileged: bool) -> Result<(), Errno> {
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
-            return Err(Errno::last());
-        }
-        Ok(())
+    pub fn apply(&self, privileged: bool) -> Result<(), Errno> {
+        let (caps, filter) = if privileged {
+            (&self.privileged_caps, &self.privileged_filter)
+        } else {
+            (&self.default_caps, &self.default_filter)
+        };
+        caps.apply()?;
+        seccomp::no_new_privs()?;
+        filter.install()
     }
 }

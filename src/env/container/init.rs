@@ -92,8 +92,11 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
             if fds[1].revents != 0 {
                 let mut info: libc::signalfd_siginfo = std::mem::zeroed();
                 let size = std::mem::size_of::<libc::signalfd_siginfo>();
-                while libc::read(sigfd, (&mut info as *mut libc::signalfd_siginfo).cast(), size)
-                    == size as isize
+                while libc::read(
+                    sigfd,
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                ) == size as isize
                 {
                     let sig = info.ssi_signo as libc::c_int;
                     if sig != libc::SIGCHLD {

@@ -52,7 +52,12 @@ fn host_hidden(spec: &EnvSpec) -> Vec<Hidden> {
         is_dir: true,
     })
     .collect();
-    for file in ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"] {
+    for file in [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/shadow-",
+        "/etc/gshadow-",
+    ] {
         hidden.push(Hidden {
             path: file.into(),
             is_dir: false,
@@ -92,7 +97,14 @@ fn find_shell(layers: &[PathBuf], name: &str) -> Option<String> {
         layers.iter().rev().any(|layer| {
             let p = layer.join(inside.trim_start_matches('/'));
             // A link (bin -> usr/bin) is fine: resolve it within the layer, roughly.
-            p.exists() || layer.join(Path::new(inside).strip_prefix("/").unwrap_or(Path::new(inside))).is_symlink()
+            p.exists()
+                || layer
+                    .join(
+                        Path::new(inside)
+                            .strip_prefix("/")
+                            .unwrap_or(Path::new(inside)),
+                    )
+                    .is_symlink()
         })
     })
 }
@@ -134,7 +146,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         rootless,
         host_network: spec.host_network,
     };
-    let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    let mut unshare =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
     if !spec.host_network {
         unshare |= libc::CLONE_NEWNET;
     }

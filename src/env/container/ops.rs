@@ -46,8 +46,12 @@ pub enum Op {
     },
     /// Makes `new_root` the root: `pivot_root(".", ".")` from inside it, then the old root is
     /// detached, so nothing of the host's tree stays reachable.
-    PivotRoot { new_root: CString },
-    SetHostname { name: CString },
+    PivotRoot {
+        new_root: CString,
+    },
+    SetHostname {
+        name: CString,
+    },
     /// Brings the loopback interface of the new network namespace up.
     LoopbackUp,
 }
@@ -141,10 +145,9 @@ impl Op {
                     check(libc::umount2(dot, libc::MNT_DETACH))?;
                     check(libc::chdir(c"/".as_ptr()))
                 }
-                Op::SetHostname { name } => check(libc::sethostname(
-                    name.as_ptr(),
-                    name.as_bytes().len(),
-                )),
+                Op::SetHostname { name } => {
+                    check(libc::sethostname(name.as_ptr(), name.as_bytes().len()))
+                }
                 Op::LoopbackUp => loopback_up(),
             }
         }
@@ -174,10 +177,7 @@ impl Op {
                 } else if flags & libc::MS_PRIVATE != 0 {
                     "making mount propagation private on".to_string()
                 } else {
-                    format!(
-                        "mounting {}",
-                        fstype.as_deref().map(s).unwrap_or_default()
-                    )
+                    format!("mounting {}", fstype.as_deref().map(s).unwrap_or_default())
                 };
                 let data = data
                     .as_deref()

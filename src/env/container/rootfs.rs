@@ -271,6 +271,9 @@ impl RootSpec {
     /// A rootless `host` root: the host's top-level directories bound read-only on a tmpfs.
     fn rootless_host(&self, ops: &mut Vec<Op>, merged: &Path, hidden: &[Hidden]) {
         ops.push(mkdir(merged, 0o755));
+        // pivot_root needs a mount point.
+        let merged_str = merged.to_string_lossy().into_owned();
+        ops.push(mount(&merged_str, merged, None, libc::MS_BIND, None));
         let fresh: BTreeSet<&str> = ROOTLESS_FRESH.iter().map(|(n, _)| *n).collect();
         let mut entries: Vec<_> = fs::read_dir("/")
             .map(|d| d.flatten().collect())
@@ -315,7 +318,8 @@ impl RootSpec {
         for h in hidden {
             let rel = relative(&h.path);
             let top = rel.components().next();
-            let under_fresh = top.is_some_and(|t| fresh.contains(&*t.as_os_str().to_string_lossy()));
+            let under_fresh =
+                top.is_some_and(|t| fresh.contains(&*t.as_os_str().to_string_lossy()));
             if under_fresh || rel.as_os_str().is_empty() {
                 continue;
             }
@@ -341,7 +345,13 @@ impl RootSpec {
         let sys_dir = merged.join("sys");
         ops.push(mkdir(&proc_dir, 0o555));
         ops.push(mkdir(&sys_dir, 0o555));
-        ops.push(mount("proc", &proc_dir, Some("proc"), NOSUID_NODEV_NOEXEC, None));
+        ops.push(mount(
+            "proc",
+            &proc_dir,
+            Some("proc"),
+            NOSUID_NODEV_NOEXEC,
+            None,
+        ));
         if self.host_network {
             // sysfs follows the network namespace: without one of its own, bind the host's.
             bind_read_only(ops, Path::new("/sys"), &sys_dir);
@@ -534,29 +544,47 @@ mod tests {
 
     #[test]
     fn propagation_is_private_first_and_pivot_root_comes_after_every_mount() {
-        let ops = described(&spec(RootSource::Layers(vec!["/l1".into(), "/l2".into()]), false).ops());
+        let ops =
+            described(&spec(RootSource::Layers(vec!["/l1".into(), "/l2".into()]), false).ops());
         assert!(ops[0].starts_with("making mount propagation private on /"));
-        let pivot = ops.iter().position(|d| d.starts_with("pivot_root")).unwrap();
+        let pivot = ops
+            .iter()
+            .position(|d| d.starts_with("pivot_root"))
+            .unwrap();
         assert!(ops[pivot + 1..].iter().all(|d| !d.contains("mounting")));
-        let overlay = ops.iter().find(|d| d.starts_with("mounting overlay")).unwrap();
+        let overlay = ops
+            .iter()
+            .find(|d| d.starts_with("mounting overlay"))
+            .unwrap();
         assert!(overlay.contains("lowerdir=/l2:/l1,"), "{overlay}");
     }
 
     #[test]
     fn host_secrets_are_masked_in_the_upper_layer() {
         let hidden = vec![
-            Hidden { path: "/root".into(), is_dir: true },
-            Hidden { path: "/etc/shadow".into(), is_dir: false },
+            Hidden {
+                path: "/root".into(),
+                is_dir: true,
+            },
+            Hidden {
+                path: "/etc/shadow".into(),
+                is_dir: false,
+            },
         ];
         let ops = described(&spec(RootSource::Host { hidden }, false).ops());
-        assert!(ops.contains(&"setting the attribute trusted.overlay.opaque on /run/x/root/upper/root".to_string()));
+        assert!(ops.contains(
+            &"setting the attribute trusted.overlay.opaque on /run/x/root/upper/root".to_string()
+        ));
         assert!(ops.contains(&"creating the file /run/x/root/upper/etc/shadow".to_string()));
     }
 
     #[test]
     fn rootless_host_binds_top_level_directories_read_only() {
         let ops = described(&spec(RootSource::Host { hidden: vec![] }, true).ops());
-        assert!(ops.iter().any(|d| d == "bind-mounting /usr /run/x/root/merged/usr"));
+        assert!(
+            ops.iter()
+                .any(|d| d == "bind-mounting /usr /run/x/root/merged/usr")
+        );
         assert!(!ops.iter().any(|d| d.starts_with("bind-mounting /root ")));
         assert!(!ops.iter().any(|d| d.starts_with("mounting overlay")));
     }

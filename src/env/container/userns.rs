@@ -112,7 +112,11 @@ impl IdMaps {
                 .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
                 .collect()
         };
-        if self.gid.iter().any(|r| r.outside != 0 || r.count != u32::MAX) {
+        if self
+            .gid
+            .iter()
+            .any(|r| r.outside != 0 || r.count != u32::MAX)
+        {
             // Without CAP_SETGID over the parent namespace, setgroups must be denied first.
             let _ = fs::write(format!("/proc/{pid}/setgroups"), "deny");
         }

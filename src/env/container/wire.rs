@@ -52,7 +52,9 @@ impl Reply {
         if bytes.len() != REPLY_LEN {
             return None;
         }
-        let int = |at: usize| i32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let int = |at: usize| {
+            i32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         Some(Reply {
             kind: bytes[0],
             a: int(4),
