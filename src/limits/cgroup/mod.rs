@@ -1,0 +1,431 @@
+//! A run's cgroups: made when the run starts, holding its `memory`, `pids` and `cpus` limits,
+//! counting OOM kills and refused forks, killed and removed when the run ends.
+//!
+//! Each controller goes where the host offers it (see `hierarchy`): cgroup v2 when the cgroup
+//! this process is in lists it in `cgroup.controllers` (a v2-only host, or a controller bound
+//! to the unified hierarchy of a hybrid one), else the v1 hierarchy that has it. The run's
+//! cgroups nest below the cgroup this process is in, in each hierarchy, so they live inside
+//! whatever limits and delegation labrun itself was given:
+//!
+//! ```text
+//! <v2 mount>/<our v2 path>/labrun-<uid>-<token>/            one directory for v2 (if writable)
+//! <v1 memory mount>/<our memory path>/labrun-<uid>-<token>/  one per v1 hierarchy used
+//! <v1 pids mount>/<our pids path>/labrun-<uid>-<token>/
+//! ```
+//!
+//! The v2 directory is made even when no limit needs it, where this user may: it gives the
+//! runtime `CLONE_INTO_CGROUP` and `cgroup.kill`. The name carries the uid and the run's
+//! token, so that [`sweep_stale`] can find the cgroups of runs that died.
+//!
+//! Without a writable cgroup (rootless, nothing delegated) `create` returns no `RunCgroup`
+//! and one [`Unenforced`] entry per limit; `RlimitPlan::fallback` then does what it can.
+
+mod dir;
+mod hierarchy;
+mod v1;
+mod v2;
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use self::hierarchy::{Hierarchies, Place, SUPERVISOR_PREFIX};
+use super::{Events, Limits, Unenforced};
+
+/// The CPU bandwidth period: `cpus` 1.5 means 150 ms of CPU time each 100 ms.
+const CPU_PERIOD_US: u64 = 100_000;
+/// The smallest quota the kernel takes (1 ms a period).
+const CPU_MIN_QUOTA_US: u64 = 1_000;
+
+/// The limits a cgroup holds, each with the controller it needs.
+const CONTROLLED: [(&str, &str); 3] = [("memory", "memory"), ("pids", "pids"), ("cpus", "cpu")];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// One directory of the run's cgroups, and the limits written into it.
+#[derive(Debug)]
+struct Dir {
+    path: PathBuf,
+    version: Version,
+    limits: Vec<&'static str>,
+}
+
+/// A run's cgroups: one directory on cgroup v2, one per v1 hierarchy used, all named
+/// `labrun-<uid>-<token>`. Dropping it kills what is in it and removes the directories.
+///
+/// The memory limit written is `memory + disk`: the container's writable disk is a tmpfs of
+/// size `disk`, and tmpfs pages are charged to the memory cgroup of whoever writes them.
+/// Filling the disk must end in ENOSPC from the tmpfs, never in an OOM kill, and `memory` must
+/// stay available to processes however full the disk is. Swap is kept out of the limit
+/// (`memory.swap.max` 0, `memory.memsw.limit_in_bytes`) so that it means what it says.
+#[derive(Debug)]
+pub struct RunCgroup {
+    name: String,
+    dirs: Vec<Dir>,
+}
+
+impl RunCgroup {
+    /// Makes the run's cgroups and writes the limits into them. Returns the cgroups (none
+    /// when not a single directory could be made) and the limits it could not enforce.
+    /// `token` is the run directory's token (letters, digits, `-`, `_`; panics otherwise);
+    /// call this after the run directory is locked, so that the sweeper sees the run alive.
+    pub fn create(token: &str, limits: &Limits) -> (Option<RunCgroup>, Vec<Unenforced>) {
+        assert!(
+            valid_token(token),
+            "a run token is letters, digits, - and _ ('{token}')"
+        );
+        let found = Hierarchies::discover();
+        let mut cg = RunCgroup {
+            name: cgroup_name(nix::unistd::getuid().as_raw(), token),
+            dirs: Vec::new(),
+        };
+        let mut unenforced = Vec::new();
+
+        let mut on_v2 = Vec::new();
+        let mut on_v1: Vec<(usize, &'static str)> = Vec::new();
+        for (limit, controller) in CONTROLLED {
+            if !asked(limits, limit) {
+                continue;
+            }
+            match found.place(controller) {
+                Some(Place::V2) => on_v2.push((limit, controller)),
+                Some(Place::V1(i)) => on_v1.push((i, limit)),
+                None => unenforced.push(Unenforced {
+                    limit,
+                    why: format!(
+                        "not enforced: this host has no {controller} controller (neither on \
+                         cgroup v2 nor on a v1 hierarchy)"
+                    ),
+                }),
+            }
+        }
+
+        if let Some(base) = &found.v2 {
+            let mut enabled = Vec::new();
+            for (limit, controller) in on_v2 {
+                match v2::enable(&base.dir, controller) {
+                    Ok(()) => enabled.push(limit),
+                    Err(why) => unenforced.push(Unenforced { limit, why }),
+                }
+            }
+            cg.make(&base.dir, Version::V2, enabled, limits, &mut unenforced);
+        }
+        for (i, base) in found.v1.iter().enumerate() {
+            let here: Vec<&'static str> = on_v1
+                .iter()
+                .filter(|(at, _)| *at == i)
+                .map(|(_, limit)| *limit)
+                .collect();
+            if !here.is_empty() {
+                cg.make(&base.dir, Version::V1, here, limits, &mut unenforced);
+            }
+        }
+        // In the order the report lists limits, whatever order the hierarchies came in.
+        unenforced.sort_by_key(|u| {
+            ["memory", "swap", "pids", "cpus"]
+                .iter()
+                .position(|l| *l == u.limit)
+        });
+        let cg = if cg.dirs.is_empty() { None } else { Some(cg) };
+        (cg, unenforced)
+    }
+
+    /// Makes the run's directory below `base` and writes `wanted` limits into it.
+    fn make(
+        &mut self,
+        base: &Path,
+        version: Version,
+        wanted: Vec<&'static str>,
+        limits: &Limits,
+        unenforced: &mut Vec<Unenforced>,
+    ) {
+        let path = base.join(&self.name);
+        if let Err(e) = fs::create_dir(&path) {
+            // A v2 directory no limit needed is a convenience: not having it is no news.
+            for limit in wanted {
+                let controller = controller_of(limit);
+                let why = if dir::is_denied(&e) {
+                    format!(
+                        "no {controller} cgroup is writable by this user (rootless without \
+                         delegation: {}: {})",
+                        path.display(),
+                        dir::describe(&e)
+                    )
+                } else {
+                    format!(
+                        "not enforced: making {}: {}",
+                        path.display(),
+                        dir::describe(&e)
+                    )
+                };
+                unenforced.push(Unenforced { limit, why });
+            }
+            return;
+        }
+        let mut written = Vec::new();
+        for limit in wanted {
+            match write_limit(&path, version, limit, limits) {
+                Ok(swap_excluded) => {
+                    written.push(limit);
+                    if limit == "memory" && !swap_excluded && host_has_swap() {
+                        unenforced.push(Unenforced {
+                            limit: "swap",
+                            why: "not excluded: this kernel does no swap accounting for \
+                                  cgroups, so the run may use swap beyond its memory limit"
+                                .into(),
+                        });
+                    }
+                }
+                Err(e) => unenforced.push(Unenforced {
+                    limit,
+                    why: format!(
+                        "not enforced: writing it in {}: {}",
+                        path.display(),
+                        dir::describe(&e)
+                    ),
+                }),
+            }
+        }
+        self.dirs.push(Dir {
+            path,
+            version,
+            limits: written,
+        });
+    }
+
+    /// The cgroups' name, `labrun-<uid>-<token>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The directories made, the v2 one first.
+    pub fn paths(&self) -> Vec<&Path> {
+        self.dirs.iter().map(|d| d.path.as_path()).collect()
+    }
+
+    /// Moves a process (host pid) and its threads into every directory of the run. Works on
+    /// a process just cloned that has not exec'd yet; a process already in (e.g. cloned with
+    /// `CLONE_INTO_CGROUP`) is left where it is.
+    pub fn add(&self, pid: i32) -> io::Result<()> {
+        for d in &self.dirs {
+            let procs = d.path.join("cgroup.procs");
+            dir::write(&procs, &pid.to_string()).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("adding {pid} to {}: {e}", procs.display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every `cgroup.procs` to write a pid into (the v2 one first), for a runtime that moves
+    /// its child itself (a process may write `0` to move itself).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.path.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// The v2 directory, opened for `clone3` with `CLONE_INTO_CGROUP`; `None` without one.
+    /// The v1 directories still need [`RunCgroup::add`] (harmless for the v2 one).
+    pub fn v2_dir_fd(&self) -> io::Result<Option<OwnedFd>> {
+        let Some(d) = self.dirs.iter().find(|d| d.version == Version::V2) else {
+            return Ok(None);
+        };
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&d.path)?;
+        Ok(Some(OwnedFd::from(f)))
+    }
+
+    /// Limits actually written into a cgroup (`memory`, `pids`, `cpus`).
+    pub fn enforced(&self) -> Vec<&'static str> {
+        self.dirs
+            .iter()
+            .flat_map(|d| d.limits.iter().copied())
+            .collect()
+    }
+
+    /// What the kernel counted since the cgroups were made.
+    pub fn events(&self) -> Events {
+        let mut ev = Events::default();
+        for d in &self.dirs {
+            if d.limits.contains(&"memory") {
+                ev.oom_kills += match d.version {
+                    Version::V1 => v1::oom_kills(&d.path),
+                    Version::V2 => v2::oom_kills(&d.path),
+                };
+            }
+            if d.limits.contains(&"pids") {
+                // `max N` on v2 and, since kernel 4.3, on v1 too.
+                ev.pids_max_hits += dir::read_counter(&d.path.join("pids.events"), "max");
+            }
+        }
+        ev
+    }
+
+    /// Kills every process in the cgroups (v2 `cgroup.kill`, then SIGKILL to whatever the
+    /// `cgroup.procs` files still list until they are empty) and removes the directories.
+    /// Never fails: a cgroup already gone is fine, and one that will not go is left for
+    /// [`sweep_stale`]. Drop calls it.
+    pub fn destroy(&mut self) {
+        if self.dirs.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + dir::TEARDOWN;
+        teardown(
+            self.dirs.iter().map(|d| (d.path.as_path(), d.version)),
+            deadline,
+        );
+        self.dirs.clear();
+    }
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}
+
+/// Kills what is in the directories and removes them.
+fn teardown<'a>(dirs: impl Iterator<Item = (&'a Path, Version)> + Clone, deadline: Instant) {
+    for (path, version) in dirs.clone() {
+        if version == Version::V2 {
+            v2::kill_all(path);
+        }
+    }
+    let paths: Vec<&Path> = dirs.map(|(p, _)| p).collect();
+    dir::kill_until_empty(&paths, deadline);
+    for path in paths {
+        let _ = dir::remove(path, deadline);
+    }
+}
+
+/// Removes the cgroups named `labrun-<uid>-<token>` (below the cgroups this process is in)
+/// whose token `is_alive` does not know, killing their processes first. The run-directory
+/// sweeper calls it with the tokens of the runs still locked. Also removes empty
+/// `labrun-supervisor-<pid>` cgroups left by a labrun that is gone.
+pub fn sweep_stale(uid: u32, is_alive: impl Fn(&str) -> bool) {
+    let found = Hierarchies::discover();
+    let prefix = cgroup_name(uid, "");
+    let deadline = Instant::now() + dir::TEARDOWN;
+    let bases = found
+        .v2
+        .iter()
+        .map(|b| (b, Version::V2))
+        .chain(found.v1.iter().map(|b| (b, Version::V1)));
+    for (base, version) in bases {
+        let Ok(entries) = fs::read_dir(&base.dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if let Some(token) = name.strip_prefix(&prefix) {
+                if valid_token(token) && !is_alive(token) {
+                    teardown(std::iter::once((path.as_path(), version)), deadline);
+                }
+            } else if version == Version::V2 && name.starts_with(SUPERVISOR_PREFIX) {
+                // Busy (and kept) while its labrun lives in it.
+                let _ = fs::remove_dir(&path);
+            }
+        }
+    }
+}
+
+fn cgroup_name(uid: u32, token: &str) -> String {
+    format!("labrun-{uid}-{token}")
+}
+
+fn valid_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn asked(limits: &Limits, limit: &str) -> bool {
+    match limit {
+        "memory" => limits.memory.is_some(),
+        "pids" => limits.pids.is_some(),
+        "cpus" => limits.cpus.is_some(),
+        _ => false,
+    }
+}
+
+fn controller_of(limit: &str) -> &'static str {
+    CONTROLLED
+        .iter()
+        .find(|(l, _)| *l == limit)
+        .map_or("?", |(_, c)| c)
+}
+
+/// Writes one limit; for memory, says whether swap is excluded.
+fn write_limit(path: &Path, version: Version, limit: &str, limits: &Limits) -> io::Result<bool> {
+    match (limit, version) {
+        ("memory", v) => {
+            let bytes = limits.memory_with_disk().unwrap_or(u64::MAX);
+            match v {
+                Version::V1 => v1::set_memory(path, bytes),
+                Version::V2 => v2::set_memory(path, bytes),
+            }
+        }
+        ("pids", Version::V1) => v1::set_pids(path, limits.pids.unwrap_or(u64::MAX)).map(|()| true),
+        ("pids", Version::V2) => v2::set_pids(path, limits.pids.unwrap_or(u64::MAX)).map(|()| true),
+        ("cpus", v) => {
+            let quota = cpu_quota(limits.cpus.unwrap_or(f64::MAX));
+            match v {
+                Version::V1 => v1::set_cpus(path, quota, CPU_PERIOD_US),
+                Version::V2 => v2::set_cpus(path, quota, CPU_PERIOD_US),
+            }
+            .map(|()| true)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// The quota for `cpus` CPUs each period, at least the kernel's minimum.
+fn cpu_quota(cpus: f64) -> u64 {
+    let quota = (cpus * CPU_PERIOD_US as f64).round();
+    if quota >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        (quota as u64).max(CPU_MIN_QUOTA_US)
+    }
+}
+
+/// Whether the host has swap at all (`/proc/swaps` lists a device or file).
+fn host_has_swap() -> bool {
+    fs::read_to_string("/proc/swaps").is_ok_and(|t| t.lines().count() > 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_tokens() {
+        assert_eq!(cgroup_name(1000, "ab12"), "labrun-1000-ab12");
+        assert!(valid_token("0123abcd-x_y"));
+        assert!(!valid_token(""));
+        assert!(!valid_token("../x"));
+        assert!(!valid_token("a b"));
+    }
+
+    #[test]
+    fn cpu_quota_rounds_and_has_a_floor() {
+        assert_eq!(cpu_quota(1.5), 150_000);
+        assert_eq!(cpu_quota(0.001), CPU_MIN_QUOTA_US);
+        assert_eq!(cpu_quota(2.0), 200_000);
+    }
+}
