@@ -116,6 +116,8 @@ pub struct NotebookOutcome {
     pub duration: Duration,
     /// Set when the run stopped before its end (total timeout, interrupt, environment failure).
     pub aborted: Option<String>,
+    /// What the environment could not do as asked (limits not enforced).
+    pub warnings: Vec<String>,
 }
 
 impl NotebookOutcome {

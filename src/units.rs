@@ -54,6 +54,22 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Shows a size the way reports print it: `64 MiB`, `1 GiB`, `1.5 GiB`, `300 B`.
+pub fn show_size(bytes: u64) -> String {
+    let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (name, size) in units {
+        if bytes >= size {
+            let v = bytes as f64 / size as f64;
+            return if bytes % size == 0 {
+                format!("{} {name}", bytes / size)
+            } else {
+                format!("{v:.1} {name}")
+            };
+        }
+    }
+    format!("{bytes} B")
+}
+
 /// Shows a duration the way reports print it: `12 ms`, `3.4 s`.
 pub fn show_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -67,6 +83,13 @@ pub fn show_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_sizes() {
+        assert_eq!(show_size(64 << 20), "64 MiB");
+        assert_eq!(show_size(3 << 29), "1.5 GiB");
+        assert_eq!(show_size(300), "300 B");
+    }
 
     #[test]
     fn durations() {

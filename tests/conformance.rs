@@ -170,8 +170,10 @@ fn aliases_traps_and_redefined_functions_do_not_reach_later_commands(mut lab: La
 fn a_timeout_kills_the_whole_tree_and_the_session_goes_on(mut lab: Lab) {
     lab.run("export KEEP=1");
     let start = Instant::now();
+    // A duration of its own, so that other tests' sleeps on this machine never match.
+    let secs = 100_000 + std::process::id() % 100_000;
     let r = lab.run_with(
-        "trap '' TERM; (trap '' TERM; sleep 1000) & sleep 1000; echo never",
+        &format!("trap '' TERM; (trap '' TERM; sleep {secs}) & sleep {secs}; echo never"),
         Duration::from_millis(300),
         false,
     );
@@ -182,7 +184,7 @@ fn a_timeout_kills_the_whole_tree_and_the_session_goes_on(mut lab: Lab) {
     );
     // The shell itself ignored SIGTERM, so it was killed: its variables are lost, the
     // working directory is not, and nothing of the tree survives.
-    let r = lab.run("echo \"[$KEEP]\"; pgrep -f 'sleep 1000' || echo none");
+    let r = lab.run(&format!("echo \"[$KEEP]\"; pgrep -f 'sleep {secs}' || echo none"));
     assert_eq!(String::from_utf8_lossy(&r.output), "[]\nnone\n", "{r:?}");
 }
 

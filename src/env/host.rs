@@ -61,6 +61,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     };
     Ok(Environment {
         launch,
+        warnings: Vec::new(),
+        watch: None,
         workdir_host: lab,
         _guard: Box::new(run),
     })

@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod host;
+pub mod limit_watch;
 pub mod rundir;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,10 @@ pub enum EnvError {
 /// A built environment: how to start its shell, and what to clean up when it is dropped.
 pub struct Environment {
     pub launch: ShellLaunch,
+    /// Limits that could not be enforced as asked, and other things the report should say.
+    pub warnings: Vec<String>,
+    /// Reads what the run's limits counted, between cells.
+    pub watch: Option<limit_watch::LimitWatch>,
     /// Where cell paths are resolved on this machine (the working directory's host path).
     pub workdir_host: PathBuf,
     _guard: Box<dyn Send>,

@@ -88,6 +88,24 @@ impl RunDir {
         &self.path
     }
 
+    /// The run's random token (its directory is `run-<token>`).
+    pub fn token(&self) -> &str {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("run-"))
+            .unwrap_or("")
+    }
+
+    /// Whether a run with this token still holds its lock (it is alive).
+    pub fn is_alive(token: &str) -> bool {
+        let lock = parent_dir().join(format!("run-{token}")).join("lock");
+        match File::open(lock) {
+            Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err(),
+            Err(_) => false,
+        }
+    }
+
     /// Makes a subdirectory with the given mode.
     pub fn subdir(&self, name: &str, mode: u32) -> io::Result<PathBuf> {
         let p = self.path.join(name);

@@ -54,7 +54,11 @@ pub async fn run_notebook(
         cells: Vec::new(),
         duration: Duration::ZERO,
         aborted: None,
+        warnings: environment.warnings.clone(),
     };
+    for message in &environment.warnings {
+        reporter.event(&Event::Warning { plan, message });
+    }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
     let mut file_seq = 0u64;
     for planned in &plan.cells {
@@ -82,7 +86,12 @@ pub async fn run_notebook(
             reporter: &mut *reporter,
             file_seq: &mut file_seq,
         };
-        let (verdict, steps, notes) = ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
+        let usage_before = environment.watch.as_ref().map(|w| w.usage());
+        let (verdict, steps, mut notes) =
+            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
+        if let (Some(watch), Some(before)) = (&environment.watch, usage_before) {
+            notes.extend(watch.notes(&before, &watch.usage()));
+        }
         let cell_outcome = CellOutcome {
             id: cell.id.clone(),
             line: cell.line,

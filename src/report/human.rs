@@ -28,6 +28,8 @@ pub struct HumanReporter {
     buffers: HashMap<PathBuf, String>,
     /// Whether `--update` is in use (changes the advice on a mismatch).
     updating: bool,
+    /// Live output stopped in the middle of a line.
+    live_mid_line: bool,
 }
 
 /// Lines of output shown for a failure that is not an output mismatch.
@@ -48,6 +50,7 @@ impl HumanReporter {
             buffered,
             buffers: HashMap::new(),
             updating,
+            live_mid_line: false,
         }
     }
 
@@ -237,6 +240,12 @@ impl Reporter for HumanReporter {
                     self.emit(&plan.notebook.path, head);
                 }
             }
+            Event::Warning { plan, message } => {
+                if self.verbosity > Verbosity::Quiet {
+                    let t = format!("  {} {message}\n", self.style.skip("warning:"));
+                    self.emit(&plan.notebook.path, t);
+                }
+            }
             Event::CellStarted { plan, cell } => {
                 if self.verbosity == Verbosity::Verbose && !self.buffered {
                     let t = format!("  {} {}\n", self.style.dim("run "), cell.id);
@@ -245,17 +254,16 @@ impl Reporter for HumanReporter {
             }
             Event::Output { plan, chunk, .. } => {
                 if self.verbosity == Verbosity::Verbose && !self.buffered {
-                    let text: String = String::from_utf8_lossy(chunk)
-                        .split_inclusive('\n')
-                        .map(|l| {
-                            let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
-                            format!(
-                                "    {} {}{nl}",
-                                self.style.dim("|"),
-                                display_line(body.as_bytes())
-                            )
-                        })
-                        .collect();
+                    let mut text = String::new();
+                    for l in String::from_utf8_lossy(chunk).split_inclusive('\n') {
+                        let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
+                        if !self.live_mid_line {
+                            text.push_str(&format!("    {} ", self.style.dim("|")));
+                        }
+                        text.push_str(&display_line(body.as_bytes()));
+                        text.push_str(nl);
+                        self.live_mid_line = nl.is_empty();
+                    }
                     self.emit(&plan.notebook.path, text);
                 }
             }
@@ -266,6 +274,9 @@ impl Reporter for HumanReporter {
             } => {
                 let failed = outcome.verdict.is_failed();
                 let mut t = String::new();
+                if std::mem::take(&mut self.live_mid_line) {
+                    t.push('\n');
+                }
                 if self.verbosity > Verbosity::Quiet || failed {
                     if self.verbosity == Verbosity::Quiet {
                         t.push_str(&format!("{}\n", plan.notebook.path.display()));

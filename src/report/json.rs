@@ -156,6 +156,7 @@ fn notebook_json(n: &NotebookOutcome, backend: &str) -> Value {
         "skipped": n.skipped(),
         "duration_ms": millis(n.duration),
         "aborted": n.aborted,
+        "warnings": n.warnings,
         "cells": n.cells.iter().map(cell_json).collect::<Vec<_>>(),
     })
 }

@@ -17,6 +17,11 @@ pub enum Event<'a> {
     NotebookStarted {
         plan: &'a Plan,
     },
+    /// Something the author should know about the run's environment (a limit not enforced).
+    Warning {
+        plan: &'a Plan,
+        message: &'a str,
+    },
     CellStarted {
         plan: &'a Plan,
         cell: &'a Cell,

@@ -7,26 +7,23 @@
 
 use nix::errno::Errno;
 
+use crate::limits::RlimitPlan;
 use crate::sandbox::caps::{CapPlan, CapSet};
 use crate::sandbox::seccomp::{self, Filter};
 
 /// Prepared in labrun; `apply` only makes system calls (it runs in a raw clone).
 pub struct Hardening {
+    rlimits: RlimitPlan,
     default_caps: CapPlan,
     privileged_caps: CapPlan,
     default_filter: Filter,
     privileged_filter: Filter,
 }
 
-impl Default for Hardening {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Hardening {
-    pub fn new() -> Hardening {
+    pub fn new(rlimits: RlimitPlan) -> Hardening {
         Hardening {
+            rlimits,
             default_caps: CapPlan::new(CapSet::DOCKER_DEFAULT),
             privileged_caps: CapPlan::new(CapSet::all()),
             default_filter: Filter::default_for(false),
@@ -41,6 +38,7 @@ impl Hardening {
         } else {
             (&self.default_caps, &self.default_filter)
         };
+        self.rlimits.apply()?;
         caps.apply()?;
         seccomp::no_new_privs()?;
         filter.install()

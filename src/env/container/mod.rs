@@ -23,9 +23,11 @@ pub mod wire;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::limit_watch::LimitWatch;
 use super::rundir::RunDir;
 use super::{EnvError, EnvSpec, Environment, default_env};
 use crate::exec::session::ShellLaunch;
+use crate::limits::{Limits, RlimitPlan, RunCgroup};
 use child::ChildPlan;
 use hardening::Hardening;
 use rootfs::{CONTROL_DIR, Hidden, RootSource, RootSpec};
@@ -33,12 +35,11 @@ use runtime::Container;
 use shell::ContainerStarter;
 use userns::IdMaps;
 
-/// Size of the writable layer when the notebook sets no `disk` limit.
-pub const DEFAULT_DISK: u64 = 1 << 30;
-
-/// What must live as long as the run, dropped in this order.
+/// What must live as long as the run, dropped in this order: the container (its init killed
+/// and waited for), then its cgroups, then its directory.
 struct Guard {
     _container: Arc<Container>,
+    _cgroup: Option<Arc<RunCgroup>>,
     _run: RunDir,
 }
 
@@ -131,7 +132,19 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         ))
     })?;
     let rootless = !nix::unistd::geteuid().is_root();
+    let limits = Limits::from_map(&spec.limits)
+        .map_err(EnvError::Other)?
+        .with_defaults();
     let run = RunDir::create()?;
+    let uid = nix::unistd::getuid().as_raw();
+    crate::limits::sweep_stale(uid, RunDir::is_alive);
+    let (cgroup, unenforced) = RunCgroup::create(run.token(), &limits);
+    let (rlimits, unenforced) = RlimitPlan::fallback(&limits, unenforced, false);
+    let warnings: Vec<String> = unenforced
+        .iter()
+        .map(|u| format!("limit not enforced as asked: {u}"))
+        .collect();
+    let cgroup = cgroup.map(Arc::new);
     let control = run.subdir("ctl", 0o700)?;
     let staging = run.subdir("root", 0o700)?;
     let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
@@ -142,7 +155,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         notebook_dir: spec.notebook_dir.clone(),
         workdir: workdir.clone(),
         hostname: spec.hostname.clone(),
-        disk: DEFAULT_DISK,
+        disk: limits.disk.unwrap_or(crate::limits::DEFAULT_DISK),
         rootless,
         host_network: spec.host_network,
     };
@@ -158,7 +171,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         ops: root.ops(),
         session_userns: !rootless,
         argv_area: None,
-        hardening: Hardening::new(),
+        hardening: Hardening::new(rlimits),
     };
     let maps = rootless.then(|| {
         let uid = nix::unistd::getuid();
@@ -169,7 +182,18 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .unwrap_or_default();
         IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
     });
-    let container = Arc::new(Container::start(plan, maps, true, |_pid| Ok(()))?);
+    let container = Arc::new(Container::start(plan, maps, true, |pid| match &cgroup {
+        Some(cg) => cg.add(pid),
+        None => Ok(()),
+    })?);
+    let watch = LimitWatch {
+        cgroup: cgroup.clone(),
+        limits,
+        disk_path: Some(PathBuf::from(format!(
+            "/proc/{}/root/",
+            container.init_pid()
+        ))),
+    };
     let mut env = default_env();
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());
@@ -193,9 +217,12 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     };
     Ok(Environment {
         launch,
+        warnings,
+        watch: Some(watch),
         workdir_host: PathBuf::new(),
         _guard: Box::new(Guard {
             _container: container,
+            _cgroup: cgroup,
             _run: run,
         }),
     })
