@@ -282,7 +282,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "lab".into());
-    let shell = settings.shell.clone().unwrap_or_else(|| "bash".into());
+    let shell = settings.shell.clone();
     Ok(Plan {
         env: EnvSpec {
             backend,

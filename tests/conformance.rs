@@ -24,7 +24,7 @@ fn lab(backend: BackendKind) -> Lab {
         backend,
         env: BTreeMap::new(),
         notebook_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/notebooks")),
-        shell: "bash".into(),
+        shell: None,
         hostname: "test".into(),
         image: None,
         workdir: None,

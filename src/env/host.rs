@@ -24,10 +24,10 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
-    let shell = find_program(&spec.shell).ok_or_else(|| {
+    let wanted = spec.shell.as_deref().unwrap_or("bash");
+    let shell = find_program(wanted).ok_or_else(|| {
         EnvError::Other(format!(
-            "the shell '{}' is not installed on this machine",
-            spec.shell
+            "the shell '{wanted}' is not installed on this machine"
         ))
     })?;
     let run = RunDir::create()?;

@@ -23,8 +23,8 @@ pub struct EnvSpec {
     pub env: BTreeMap<String, String>,
     /// The notebook's own directory (fixtures).
     pub notebook_dir: PathBuf,
-    /// The shell to run (`bash` unless the notebook says otherwise).
-    pub shell: String,
+    /// The shell the notebook asks for; unset, bash where the image has it, else sh.
+    pub shell: Option<String>,
     /// The hostname the notebook's environment should have (target name or file stem).
     pub hostname: String,
     /// `image:` as written (container and vm backends); `host` when unset.

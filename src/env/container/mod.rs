@@ -28,9 +28,11 @@ use super::rundir::RunDir;
 use super::{EnvError, EnvSpec, Environment, default_env};
 use crate::exec::session::ShellLaunch;
 use crate::limits::{Limits, RlimitPlan, RunCgroup};
+use crate::image::inroot::lookup;
+use crate::image::{self, Cache, ImageError, ImageKind, ImageRef};
 use child::ChildPlan;
 use hardening::Hardening;
-use rootfs::{CONTROL_DIR, Hidden, RootSource, RootSpec};
+use rootfs::{CONTROL_DIR, RootSource, RootSpec};
 use runtime::Container;
 use shell::ContainerStarter;
 use userns::IdMaps;
@@ -43,92 +45,61 @@ struct Guard {
     _run: RunDir,
 }
 
-fn host_hidden(spec: &EnvSpec) -> Vec<Hidden> {
-    let mut hidden: Vec<Hidden> = [
-        "/root", "/home", "/tmp", "/var/tmp", "/run", "/mnt", "/media",
-    ]
-    .iter()
-    .map(|p| Hidden {
-        path: PathBuf::from(p),
-        is_dir: true,
-    })
-    .collect();
-    for file in [
-        "/etc/shadow",
-        "/etc/gshadow",
-        "/etc/shadow-",
-        "/etc/gshadow-",
-    ] {
-        hidden.push(Hidden {
-            path: file.into(),
-            is_dir: false,
-        });
-    }
-    if let Ok(entries) = std::fs::read_dir("/etc/ssh") {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().ends_with("_key") {
-                hidden.push(Hidden {
-                    path: e.path(),
-                    is_dir: false,
-                });
-            }
-        }
-    }
-    for extra in &spec.hidden {
-        if let Ok(canon) = extra.canonicalize() {
-            hidden.push(Hidden {
-                is_dir: canon.is_dir(),
-                path: canon,
-            });
-        }
-    }
-    hidden.retain(|h| h.path.symlink_metadata().is_ok());
-    hidden
-}
-
-/// Finds the shell in the image's root: its path inside.
+/// The shell's path inside the image: `name` if it is a path, else found on the default PATH.
 fn find_shell(layers: &[PathBuf], name: &str) -> Option<String> {
-    let dirs = default_env()["PATH"].clone();
+    let path = default_env()["PATH"].clone();
     let candidates: Vec<String> = if name.starts_with('/') {
         vec![name.to_string()]
     } else {
-        dirs.split(':').map(|d| format!("{d}/{name}")).collect()
+        path.split(':').map(|d| format!("{d}/{name}")).collect()
     };
     candidates.into_iter().find(|inside| {
         layers.iter().rev().any(|layer| {
-            let p = layer.join(inside.trim_start_matches('/'));
-            // A link (bin -> usr/bin) is fine: resolve it within the layer, roughly.
-            p.exists()
-                || layer
-                    .join(
-                        Path::new(inside)
-                            .strip_prefix("/")
-                            .unwrap_or(Path::new(inside)),
-                    )
-                    .is_symlink()
+            lookup(layer, Path::new(inside)).is_some_and(|p| p.is_file())
         })
     })
 }
 
+fn image_error(e: ImageError) -> EnvError {
+    EnvError::Other(e.to_string())
+}
+
 pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
-    let image = spec.image.as_deref().unwrap_or("host");
-    let (source, layers) = match image {
-        "host" => (
-            RootSource::Host {
-                hidden: host_hidden(spec),
-            },
-            vec![PathBuf::from("/")],
-        ),
-        other => {
-            return Err(EnvError::Other(format!(
-                "image '{other}' is not available in this release of labrun (use image: host)"
-            )));
-        }
+    let image_text = spec.image.as_deref().unwrap_or("host");
+    let image_ref = ImageRef::parse(image_text, &spec.notebook_dir).map_err(image_error)?;
+    let cache = match image_ref {
+        ImageRef::Host => Cache::locate(),
+        _ => Cache::open(),
     };
-    let shell = find_shell(&layers, &spec.shell).ok_or_else(|| {
+    let image = match (&image_ref, &cache) {
+        (ImageRef::Host, _) => image::Image {
+            layers: vec![PathBuf::from("/")],
+            kind: ImageKind::Host,
+            shell_hint: Some("bash".into()),
+            notes: Vec::new(),
+        },
+        (_, Ok(cache)) => image::resolve(&image_ref, cache).map_err(image_error)?,
+        (_, Err(e)) => return Err(EnvError::Other(e.to_string())),
+    };
+    let source = match image.kind {
+        ImageKind::Host => {
+            let mut hidden = spec.hidden.clone();
+            hidden.extend(cache.as_ref().map(|c| c.root().to_path_buf()));
+            RootSource::Host {
+                hidden: image::host_hidden_paths_of(&hidden),
+            }
+        }
+        ImageKind::Unpacked => RootSource::Layers(image.layers.clone()),
+    };
+    let wanted = spec
+        .shell
+        .clone()
+        .or(image.shell_hint.clone())
+        .unwrap_or_else(|| "sh".into());
+    let shell = find_shell(&image.layers, &wanted).ok_or_else(|| {
         EnvError::Other(format!(
-            "the shell '{}' is not in the image '{image}'",
-            spec.shell
+            "the shell '{wanted}' is not in the image '{}'",
+            image_ref.display()
         ))
     })?;
     let rootless = !nix::unistd::geteuid().is_root();
@@ -194,6 +165,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             container.init_pid()
         ))),
     };
+    let mut warnings = warnings;
+    warnings.extend(image.notes.iter().cloned());
     let mut env = default_env();
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());

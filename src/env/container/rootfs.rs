@@ -24,6 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::ops::{Op, cstring};
+pub use crate::image::Hidden;
 
 /// Where the root's read-only content comes from.
 #[derive(Debug, Clone)]
@@ -32,13 +33,6 @@ pub enum RootSource {
     Host { hidden: Vec<Hidden> },
     /// Image layers, lowest first.
     Layers(Vec<PathBuf>),
-}
-
-/// A host path the `host` image shows empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hidden {
-    pub path: PathBuf,
-    pub is_dir: bool,
 }
 
 /// Everything the plan depends on.
