@@ -1,5 +1,6 @@
 //! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
 
+pub mod dialect;
 pub mod procs;
 pub mod runner;
 pub mod session;

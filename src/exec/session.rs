@@ -37,6 +37,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
+use super::dialect::Dialect;
 use super::procs;
 use super::shell_process::{ShellProcess, ShellStarter};
 use crate::outcome::{CommandRun, ExitStatus, ShellEvent};
@@ -62,6 +63,13 @@ pub struct ShellLaunch {
     pub workdir_inside: String,
     /// Starts the shell process in the environment.
     pub starter: Arc<dyn ShellStarter>,
+}
+
+impl ShellLaunch {
+    /// The harness's dialect for this shell.
+    pub fn dialect(&self) -> Dialect {
+        Dialect::of(&self.program.to_string_lossy())
+    }
 }
 
 /// How the commands of one `run` or `run_batch` call run.
@@ -304,37 +312,27 @@ impl ShellSession {
         let d = self.dir();
         let ready = random_token();
         let mut init = String::new();
-        init.push_str("builtin set +o history +o monitor +H 2>/dev/null; builtin unset HISTFILE\n");
+        let dialect = self.launch.dialect();
+        init.push_str(dialect.prelude());
         // The state a cell's `exit`, or a TERM from labrun, leaves for the next shell.
-        init.push_str(&format!(
-            "__labrun_save() {{ {{ builtin declare -p; builtin declare -f; builtin shopt -p; \
-             builtin set +o; builtin printf 'builtin cd -- %q\\n' \"$PWD\"; builtin umask -p; }} \
-             >{d}/state 2>/dev/null; }}\n"
-        ));
-        init.push_str("builtin trap '__labrun_save' EXIT\n");
-        init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
+        init.push_str(&dialect.save_function(&d));
+        init.push_str(dialect.save_traps());
         // The working directory first: a saved state, sourced after it, carries its own.
         let cwd = cwd.unwrap_or(&self.launch.workdir_inside).to_string();
-        init.push_str(&format!(
-            "builtin cd -- {} 2>/dev/null\n",
-            shell_quote(&cwd)
-        ));
+        init.push_str(&dialect.cd(&cwd));
         if let Some(state) = restore {
-            init.push_str(&format!(
-                "builtin . {} >/dev/null 2>&1\n",
-                shell_quote(&state.to_string_lossy())
-            ));
-            init.push_str("builtin trap '__labrun_save' EXIT\n");
-            init.push_str("builtin trap '__labrun_save; builtin exit 143' TERM\n");
+            init.push_str(&dialect.source_quietly(&state.to_string_lossy()));
+            init.push_str(dialect.save_traps());
         }
-        init.push_str(&format!("builtin printf '{ready} 0 0\\n' >&3\n"));
+        init.push_str(&dialect.report(&format!("{ready} 0 0")));
         // Sourced from a file: the shell reads its input socket a byte at a time.
         let init_name = format!("init.{ready}");
         fs::write(self.launch.control_dir.join(&init_name), init)?;
-        self.send(&format!(
-            "builtin . {}\n",
-            shell_quote(&format!("{}/{init_name}", self.launch.control_dir_inside))
-        ))?;
+        let init_file = format!("{}/{init_name}", self.launch.control_dir_inside);
+        self.send(&match dialect {
+            Dialect::Bash => format!("builtin . {}\n", shell_quote(&init_file)),
+            Dialect::Posix => format!("\\. {}\n", shell_quote(&init_file)),
+        })?;
         // No round trip to wait for it: the shell reads the next line only once it has run
         // this one, the ready report just waits in the status buffer, and a shell that dies
         // while starting is seen through the pidfd by the first command.
@@ -402,13 +400,13 @@ impl ShellSession {
             // remove a function named `builtin` or `enable`; everything else goes through
             // `builtin`. The nonce is not in the file: it comes as the file's argument, in the
             // line only the shell reads.
-            let unshadow = "POSIXLY_CORRECT=y; \\unset -f builtin enable; \\unset POSIXLY_CORRECT; \\set +o posix; \\enable builtin . printf set";
+            let dialect = self.launch.dialect();
             let assignments: String = env
                 .iter()
                 .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
                 .collect();
             let mut steps = Vec::with_capacity(todo.len());
-            let mut wrapper = format!("__labrun_n=$1; {unshadow}; \\builtin set --\n");
+            let mut wrapper = dialect.wrapper_head();
             for (i, script) in todo.iter().enumerate() {
                 let begin = &tokens[2 + i];
                 let cell_file = ctl.join(format!("c.{n}.{i}"));
@@ -416,10 +414,7 @@ impl ShellSession {
                 // The first line resets what an earlier cell may have left in the way, on the
                 // same line as the cell's own first line so that bash's line numbers stay the
                 // cell's.
-                let mut body = format!(
-                    "__labrun_ran={begin}; builtin trap - DEBUG RETURN ERR; builtin unalias -a; \
-                     builtin shopt -u expand_aliases; "
-                );
+                let mut body = dialect.command_head(begin);
                 body.push_str(script);
                 if !script.ends_with('\n') {
                     body.push('\n');
@@ -438,23 +433,16 @@ impl ShellSession {
                 } else {
                     format!("</dev/null >{d}/{out_name} 2>&1 3>&-")
                 };
-                let source = format!(
-                    "{assignments}\\builtin . {} {redirects}",
-                    shell_quote(&inside_cell)
-                );
-                wrapper.push_str("__labrun_ran=\n");
+                let source = dialect.source(&assignments, &inside_cell, &redirects);
+                wrapper.push_str(dialect.before_command());
                 match cwd {
-                    Some(dir) => wrapper.push_str(&format!(
-                        "__labrun_pwd=$PWD; \\builtin cd -- {} {redirects} && {source}\n",
-                        shell_quote(dir)
-                    )),
+                    Some(dir) => wrapper
+                        .push_str(&format!("{} && {source}\n", dialect.enter(dir, &redirects))),
                     None => wrapper.push_str(&format!("{source}\n")),
                 }
-                wrapper.push_str(&format!(
-                    "__labrun_st=$?; {unshadow}\n\\builtin printf '%s.{i} %s %s\\n' \"$__labrun_n\" \"$__labrun_st\" \"${{__labrun_ran-}}\" >&3\n"
-                ));
+                wrapper.push_str(&dialect.status_report(i));
                 if cwd.is_some() {
-                    wrapper.push_str("\\builtin cd -- \"$__labrun_pwd\"\n");
+                    wrapper.push_str(dialect.leave());
                 }
                 steps.push(Step {
                     cell_file,
@@ -469,10 +457,7 @@ impl ShellSession {
             let wrapper_file = ctl.join(format!("w.{n}"));
             fs::write(&wrapper_file, wrapper)?;
             // In POSIX mode `.` is found before any function, and the line stays short.
-            let line = format!(
-                "POSIXLY_CORRECT=y; \\. {} {nonce}\n",
-                shell_quote(&format!("{inside}/w.{n}"))
-            );
+            let line = dialect.batch_line(&format!("{inside}/w.{n}"), nonce);
 
             if self.has_exited() || self.send(&line).is_err() {
                 // The shell died between commands (a background process killed it).
@@ -538,7 +523,7 @@ impl ShellSession {
                     // its state and exiting, or the cell made it ignore TERM and it finished the
                     // command: then this line asks it to save and exit. Past the grace period it
                     // is killed.
-                    let _ = self.send("builtin trap - EXIT; __labrun_save; builtin exit 143\n");
+                    let _ = self.send(dialect.save_and_exit());
                     shell_exit = Some(self.wait_exit(KILL_GRACE).await);
                 }
                 if timed_out.is_some() {
@@ -576,8 +561,24 @@ impl ShellSession {
                         unreachable!("the loop ends only with a status or a dead shell")
                     }
                 };
-                let inside_cell = step.inside_cell.clone();
-                let cleanup = |bytes: Vec<u8>| rename_source(bytes, &inside_cell);
+                let needle = match dialect {
+                    Dialect::Bash => format!("{}: ", step.inside_cell),
+                    Dialect::Posix => {
+                        format!("{}: {}: ", self.launch.program.display(), step.inside_cell)
+                    }
+                };
+                let shown = match dialect {
+                    Dialect::Bash => "bash: ".to_string(),
+                    Dialect::Posix => format!(
+                        "{}: ",
+                        self.launch
+                            .program
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                    ),
+                };
+                let cleanup = |bytes: Vec<u8>| rename_source(bytes, &needle, &shown);
                 results.push(CommandRun {
                     output: cleanup(std::mem::take(&mut step.out.kept)),
                     stderr: step
@@ -686,8 +687,7 @@ fn find_report(buf: &mut Vec<u8>, nonce: &str, ran_nonce: Option<&str>) -> Optio
 /// Error messages name the sourced file ("/…/c.3: line 2: …"); show them as bash would
 /// for a command typed at a prompt ("bash: line 2: …"), so output does not depend on
 /// where the control directory happens to be.
-fn rename_source(bytes: Vec<u8>, cell_path: &str) -> Vec<u8> {
-    let needle = format!("{cell_path}: ");
+fn rename_source(bytes: Vec<u8>, needle: &str, shown: &str) -> Vec<u8> {
     let needle = needle.as_bytes();
     if bytes.len() < needle.len() || !bytes.windows(needle.len()).any(|w| w == needle) {
         return bytes;
@@ -696,7 +696,7 @@ fn rename_source(bytes: Vec<u8>, cell_path: &str) -> Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i..].starts_with(needle) {
-            out.extend_from_slice(b"bash: ");
+            out.extend_from_slice(shown.as_bytes());
             i += needle.len();
         } else {
             out.push(bytes[i]);
@@ -733,9 +733,13 @@ mod tests {
     fn renames_the_sourced_file_in_messages() {
         let got = rename_source(
             b"/x/c.3: line 2: foo: command not found\n".to_vec(),
-            "/x/c.3",
+            "/x/c.3: ",
+            "bash: ",
         );
         assert_eq!(got, b"bash: line 2: foo: command not found\n");
-        assert_eq!(rename_source(b"plain".to_vec(), "/x/c.3"), b"plain");
+        assert_eq!(
+            rename_source(b"plain".to_vec(), "/x/c.3: ", "bash: "),
+            b"plain"
+        );
     }
 }

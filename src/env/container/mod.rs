@@ -27,9 +27,9 @@ use super::limit_watch::LimitWatch;
 use super::rundir::RunDir;
 use super::{EnvError, EnvSpec, Environment, default_env};
 use crate::exec::session::ShellLaunch;
-use crate::limits::{Limits, RlimitPlan, RunCgroup};
 use crate::image::inroot::lookup;
 use crate::image::{self, Cache, ImageError, ImageKind, ImageRef};
+use crate::limits::{Limits, RlimitPlan, RunCgroup};
 use child::ChildPlan;
 use hardening::Hardening;
 use rootfs::{CONTROL_DIR, RootSource, RootSpec};
@@ -54,9 +54,10 @@ fn find_shell(layers: &[PathBuf], name: &str) -> Option<String> {
         path.split(':').map(|d| format!("{d}/{name}")).collect()
     };
     candidates.into_iter().find(|inside| {
-        layers.iter().rev().any(|layer| {
-            lookup(layer, Path::new(inside)).is_some_and(|p| p.is_file())
-        })
+        layers
+            .iter()
+            .rev()
+            .any(|layer| lookup(layer, Path::new(inside)).is_some_and(|p| p.is_file()))
     })
 }
 
