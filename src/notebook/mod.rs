@@ -129,15 +129,15 @@ pub fn parse(path: &Path, bytes: &[u8], opts: &ParseOptions) -> Result<Notebook,
         blocks::scan(&src, markdown_start, |item| builder.push(item)).map_err(fail)?;
     let (cells, w) = builder.finish();
     warnings.extend(w);
-    if front.is_none() {
-        if let Some(comment) = &first_comment {
-            let inner = &src.text[comment.inner.clone()];
-            let (docable, w) =
-                front_matter::read_docable(&src, comment.inner.start, inner, comment.start);
-            warnings.extend(w);
-            if let Some(docable) = docable {
-                settings = docable;
-            }
+    if front.is_none()
+        && let Some(comment) = &first_comment
+    {
+        let inner = &src.text[comment.inner.clone()];
+        let (docable, w) =
+            front_matter::read_docable(&src, comment.inner.start, inner, comment.start);
+        warnings.extend(w);
+        if let Some(docable) = docable {
+            settings = docable;
         }
     }
     warnings.sort_by_key(|w| (w.line, w.column));

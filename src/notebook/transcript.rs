@@ -160,16 +160,16 @@ pub fn parse_lines(body: &str, lines: &[RawLine]) -> Result<Vec<Step>, Diagnosti
         }
         let mut exit = 0;
         let mut exit_span = None;
-        if let Some((last, rest)) = output.split_last() {
-            if let Some(code) = exit_line(last, text(last))? {
-                exit = code;
-                exit_span = Some(Span {
-                    start: last.start,
-                    end: last.end,
-                    line: last.line,
-                });
-                output = rest;
-            }
+        if let Some((last, rest)) = output.split_last()
+            && let Some(code) = exit_line(last, text(last))?
+        {
+            exit = code;
+            exit_span = Some(Span {
+                start: last.start,
+                end: last.end,
+                line: last.line,
+            });
+            output = rest;
         }
         let expected_span = match (output.first(), output.last()) {
             (Some(a), Some(b)) => Span {
