@@ -95,6 +95,9 @@ struct RunArgs {
     /// Stop a notebook at its first failing cell.
     #[arg(long)]
     fail_fast: bool,
+    /// Leave the environment up after the run, for debugging; says how to enter and remove it.
+    #[arg(long)]
+    keep: bool,
     /// Default per-cell timeout (500ms, 30s, 5m).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
@@ -493,6 +496,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
         from: args.from.clone(),
         to: args.to.clone(),
         fail_fast: args.fail_fast,
+        keep: args.keep,
         expected_dir: args.expected_dir.clone(),
     })
 }

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub from: Option<String>,
     pub to: Option<String>,
     pub fail_fast: bool,
+    /// `--keep`: leave the environment up after the run.
+    pub keep: bool,
     pub expected_dir: Option<PathBuf>,
 }
 
@@ -53,6 +55,7 @@ pub struct Plan {
     pub total_timeout: Option<Duration>,
     pub output_cap: u64,
     pub fail_fast: bool,
+    pub keep: bool,
     /// The selected cells, in document order.
     pub cells: Vec<PlannedCell>,
 }
@@ -299,6 +302,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         total_timeout: settings.total_timeout,
         output_cap,
         fail_fast: opts.fail_fast,
+        keep: opts.keep,
         cells,
         notebook,
     })

@@ -8,7 +8,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
-use std::time::Instant;
 
 use labrun::image::{
     Cache, Hidden, ImageError, ImageKind, ImageRef, UnpackOptions, Whiteouts, host_hidden_paths,
@@ -214,9 +213,7 @@ fn run(program: &Path, args: &[&str]) -> String {
 fn busybox_root_is_built_once_and_runs() {
     let t = temp();
     let cache = cache_in(t.path());
-    let start = Instant::now();
     let img = resolve(&ImageRef::Busybox, &cache).unwrap();
-    let first = start.elapsed();
     assert_eq!(img.kind, ImageKind::Unpacked);
     assert_eq!(img.shell_hint.as_deref(), Some("sh"));
     let root = &img.layers[0];
@@ -256,17 +253,11 @@ fn busybox_root_is_built_once_and_runs() {
     }
     assert_eq!(mode(&root.join("bin/busybox")), 0o755);
 
-    // Again: the same layer, not rebuilt.
+    // Again: the same layer (the same directory, by inode), not rebuilt.
     let ino = fs::metadata(root).unwrap().ino();
-    let start = Instant::now();
     let again = resolve(&ImageRef::Busybox, &Cache::at(cache.root()).unwrap()).unwrap();
     assert_eq!(again, img);
     assert_eq!(fs::metadata(&again.layers[0]).unwrap().ino(), ino);
-    assert!(
-        start.elapsed() < first,
-        "{:?} vs {first:?}",
-        start.elapsed()
-    );
     assert_eq!(leftovers(&cache), Vec::<String>::new());
 }
 

@@ -61,9 +61,10 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     };
     Ok(Environment {
         launch,
+        privileged_launch: None,
         warnings: Vec::new(),
         watch: None,
         workdir_host: lab,
-        _guard: Box::new(run),
+        guard: Box::new(run),
     })
 }

@@ -53,13 +53,30 @@ pub enum EnvError {
 /// A built environment: how to start its shell, and what to clean up when it is dropped.
 pub struct Environment {
     pub launch: ShellLaunch,
+    /// How to start a shell for `privileged: true` cells, where the backend has one.
+    pub privileged_launch: Option<ShellLaunch>,
     /// Limits that could not be enforced as asked, and other things the report should say.
     pub warnings: Vec<String>,
     /// Reads what the run's limits counted, between cells.
     pub watch: Option<limit_watch::LimitWatch>,
     /// Where cell paths are resolved on this machine (the working directory's host path).
     pub workdir_host: PathBuf,
-    _guard: Box<dyn Send>,
+    guard: Box<dyn EnvGuard>,
+}
+
+/// What keeps an environment alive; dropping it tears the environment down.
+pub trait EnvGuard: Send {
+    /// Leaves the environment up after labrun exits (`--keep`); says how to enter and
+    /// remove it.
+    fn keep(self: Box<Self>) -> Result<String, EnvError>;
+}
+
+impl Environment {
+    /// `--keep`: leaves the environment up and says how to enter and remove it.
+    pub fn keep(self) -> Result<String, EnvError> {
+        let Environment { guard, .. } = self;
+        guard.keep()
+    }
 }
 
 /// The fixed default environment of every session (section 1 of the contract).

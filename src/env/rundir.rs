@@ -88,6 +88,12 @@ impl RunDir {
         &self.path
     }
 
+    /// The descriptor holding the run's lock (to hand it to a process that outlives labrun).
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self._lock.as_fd()
+    }
+
     /// The run's random token (its directory is `run-<token>`).
     pub fn token(&self) -> &str {
         self.path
@@ -95,15 +101,6 @@ impl RunDir {
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix("run-"))
             .unwrap_or("")
-    }
-
-    /// Whether a run with this token still holds its lock (it is alive).
-    pub fn is_alive(token: &str) -> bool {
-        let lock = parent_dir().join(format!("run-{token}")).join("lock");
-        match File::open(lock) {
-            Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err(),
-            Err(_) => false,
-        }
     }
 
     /// Makes a subdirectory with the given mode.
@@ -114,6 +111,18 @@ impl RunDir {
             .create(&p)
             .map_err(|e| with_path(e, &p))?;
         Ok(p)
+    }
+}
+
+impl super::EnvGuard for RunDir {
+    fn keep(self: Box<Self>) -> Result<String, super::EnvError> {
+        let path = self.path.clone();
+        // The lock goes with labrun; the directory stays until a later labrun sweeps it.
+        std::mem::forget(self);
+        Ok(format!(
+            "kept the run's directory {}; a later labrun removes it",
+            path.display()
+        ))
     }
 }
 
@@ -163,6 +172,10 @@ fn sweep_stale(parent: &Path) {
             continue;
         };
         if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // A dead run: its cgroups first (they are named by its token), then its files.
+            let token = name.trim_start_matches("run-");
+            let uid = nix::unistd::getuid().as_raw();
+            crate::limits::sweep_stale(uid, |t| t != token);
             remove_tree(&path);
             drop(lock);
         }

@@ -4,4 +4,5 @@ pub mod dialect;
 pub mod procs;
 pub mod runner;
 pub mod session;
+pub mod sessions;
 pub mod shell_process;

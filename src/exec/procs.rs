@@ -37,12 +37,22 @@ pub fn children(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Processes (with everything under them) that no kill of descendants touches: the init of
+/// an environment kept with `--keep`.
+static SPARED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Spares `pid` and its tree from `kill_descendants` from now on.
+pub fn spare(pid: u32) {
+    SPARED.lock().expect("not poisoned").push(pid);
+}
+
 /// Every descendant of `pid`, parents before children, `pid` itself excluded.
 pub fn descendants(pid: u32) -> Vec<u32> {
+    let spared = SPARED.lock().expect("not poisoned").clone();
     let mut out = Vec::new();
     let mut queue = children(pid);
     while let Some(p) = queue.pop() {
-        if out.contains(&p) {
+        if out.contains(&p) || spared.contains(&p) {
             continue;
         }
         out.push(p);

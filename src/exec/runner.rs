@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::check;
 use crate::env::{self, EnvError, Environment};
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
+use crate::exec::sessions::Sessions;
 use crate::notebook::{BackendKind, Cell, CellKind};
 use crate::outcome::{
     CellOutcome, CommandRun, ExitStatus, Failure, NotebookOutcome, ShellEvent, StepOutcome, Verdict,
@@ -46,9 +47,12 @@ pub async fn run_notebook(
         source,
     };
     let environment = env::build(&plan.env).map_err(env_error)?;
-    let mut session = ShellSession::start(environment.launch.clone())
-        .await
-        .map_err(|e| env_error(EnvError::Io(e)))?;
+    let mut sessions = Sessions::start(
+        environment.launch.clone(),
+        environment.privileged_launch.clone(),
+    )
+    .await
+    .map_err(|e| env_error(EnvError::Io(e)))?;
     let mut outcome = NotebookOutcome {
         path: plan.notebook.path.clone(),
         cells: Vec::new(),
@@ -76,8 +80,12 @@ pub async fn run_notebook(
         let cell_started = Instant::now();
         let remaining = deadline.map(|(at, _)| at.saturating_duration_since(Instant::now()));
         let timeout = remaining.map_or(planned.timeout, |r| r.min(planned.timeout));
+        let session = sessions
+            .for_cell(cell.attrs.privileged)
+            .await
+            .map_err(|e| env_error(EnvError::Io(e)))?;
         let mut ctx = CellContext {
-            session: &mut session,
+            session,
             environment: &environment,
             plan,
             planned,
@@ -113,8 +121,16 @@ pub async fn run_notebook(
             break;
         }
     }
-    drop(session);
-    drop(environment);
+    drop(sessions);
+    if plan.keep {
+        let message = environment.keep().map_err(env_error)?;
+        reporter.event(&Event::Warning {
+            plan,
+            message: &message,
+        });
+    } else {
+        drop(environment);
+    }
     outcome.duration = started.elapsed();
     reporter.event(&Event::NotebookFinished {
         plan,

@@ -343,6 +343,37 @@ impl ShellSession {
         self.control.write_all(text.as_bytes())
     }
 
+    /// Saves the shell's state (variables, functions, options, directory, umask) into a file
+    /// of the control directory, for another shell of the same environment; returns its path
+    /// as the shells see it.
+    pub async fn export_state(&mut self) -> io::Result<String> {
+        let env = BTreeMap::new();
+        self.run("__labrun_save", quiet_options(&env)).await?;
+        let name = format!("xfer.{}", random_token());
+        let state = self.launch.control_dir.join("state");
+        // The harness's own variables belong to the shell that saved them: sourced in the
+        // middle of a command, they would replace the importing shell's nonces.
+        let text = fs::read(&state)?;
+        fs::remove_file(&state)?;
+        let kept: Vec<&[u8]> = text
+            .split_inclusive(|&b| b == b'\n')
+            .filter(|line| {
+                !line.starts_with(b"declare -- __labrun_") && !line.starts_with(b"__labrun_")
+            })
+            .collect();
+        fs::write(self.launch.control_dir.join(&name), kept.concat())?;
+        Ok(format!("{}/{name}", self.launch.control_dir_inside))
+    }
+
+    /// Takes over the state another shell exported.
+    pub async fn import_state(&mut self, inside_path: &str) -> io::Result<()> {
+        let env = BTreeMap::new();
+        let dialect = self.launch.dialect();
+        self.run(&dialect.source_quietly(inside_path), quiet_options(&env))
+            .await?;
+        Ok(())
+    }
+
     /// The shell's pid.
     pub fn pid(&self) -> u32 {
         self.child.pid()
@@ -661,6 +692,18 @@ impl ShellSession {
 impl Drop for ShellSession {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+/// Options for the harness's own commands (state transfer).
+fn quiet_options(env: &BTreeMap<String, String>) -> RunOptions<'_> {
+    RunOptions {
+        timeout: Duration::from_secs(30),
+        split_streams: false,
+        env,
+        cwd: None,
+        output_cap: 4096,
+        live: None,
     }
 }
 

@@ -73,6 +73,8 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
             pids: [0; MAX_SHELLS],
         };
         let mut buf = [0u8; wire::MAX_REQUEST];
+        let mut detached = false;
+        let mut ctl = ctl;
         loop {
             let mut fds = [
                 libc::pollfd {
@@ -110,8 +112,14 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
                 let mut rights = [-1 as RawFd; 2];
                 let n = receive(ctl, &mut buf, &mut rights);
                 if n <= 0 {
-                    // labrun is gone: end the container.
-                    libc::_exit(0);
+                    if !detached {
+                        // labrun is gone: end the container.
+                        libc::_exit(0);
+                    }
+                    // Kept (`--keep`): live on until killed.
+                    libc::close(ctl);
+                    ctl = -1;
+                    continue;
                 }
                 let msg = &buf[..n as usize];
                 match msg.first() {
@@ -129,6 +137,12 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
                             }
                             Err(e) => send(ctl, wire::SPAWNED, 0, e as i32),
                         }
+                    }
+                    Some(&wire::DETACH) => {
+                        // The run's lock stays open in init: the run is alive while it is.
+                        detached = true;
+                        libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+                        send(ctl, wire::DETACHED, 0, 0);
                     }
                     Some(&wire::KILL_ALL) => {
                         libc::kill(-1, libc::SIGKILL);

@@ -40,9 +40,36 @@ use userns::IdMaps;
 /// What must live as long as the run, dropped in this order: the container (its init killed
 /// and waited for), then its cgroups, then its directory.
 struct Guard {
-    _container: Arc<Container>,
-    _cgroup: Option<Arc<RunCgroup>>,
-    _run: RunDir,
+    container: Arc<Container>,
+    cgroup: Option<Arc<RunCgroup>>,
+    run: RunDir,
+}
+
+impl super::EnvGuard for Guard {
+    fn keep(self: Box<Self>) -> Result<String, EnvError> {
+        let Guard {
+            container,
+            cgroup,
+            run,
+        } = *self;
+        let pid = container.init_pid();
+        container.detach(run.lock_fd())?;
+        crate::exec::procs::spare(pid);
+        // Nothing of it is torn down: its init holds the run's lock from now on, so a later
+        // labrun sweeps it only once it is gone.
+        std::mem::forget(container);
+        std::mem::forget(cgroup);
+        std::mem::forget(run);
+        let who = if nix::unistd::geteuid().is_root() {
+            "sudo "
+        } else {
+            ""
+        };
+        Ok(format!(
+            "the environment is kept: enter it with `{who}nsenter --target {pid} --all` (then \
+             `cd /lab`); remove it with `{who}kill -9 {pid}` (a later labrun sweeps what is left)"
+        ))
+    }
 }
 
 /// The shell's path inside the image: `name` if it is a path, else found on the default PATH.
@@ -108,8 +135,6 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         .map_err(EnvError::Other)?
         .with_defaults();
     let run = RunDir::create()?;
-    let uid = nix::unistd::getuid().as_raw();
-    crate::limits::sweep_stale(uid, RunDir::is_alive);
     let (cgroup, unenforced) = RunCgroup::create(run.token(), &limits);
     let (rlimits, unenforced) = RlimitPlan::fallback(&limits, unenforced, false);
     let warnings: Vec<String> = unenforced
@@ -189,15 +214,21 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             privileged: false,
         }),
     };
+    let mut privileged_launch = launch.clone();
+    privileged_launch.starter = Arc::new(ContainerStarter {
+        container: container.clone(),
+        privileged: true,
+    });
     Ok(Environment {
         launch,
+        privileged_launch: Some(privileged_launch),
         warnings,
         watch: Some(watch),
         workdir_host: PathBuf::new(),
-        _guard: Box::new(Guard {
-            _container: container,
-            _cgroup: cgroup,
-            _run: run,
+        guard: Box::new(Guard {
+            container,
+            cgroup,
+            run,
         }),
     })
 }

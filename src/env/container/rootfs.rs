@@ -202,7 +202,28 @@ impl RootSpec {
         }
         self.kernel_filesystems(&mut ops, &merged);
         self.devices(&mut ops, &merged);
-        // The lab itself.
+        // The lab itself. Over an overlay root, /lab and /tmp are directories of the run's
+        // tmpfs instead, so that a lab can use them as an overlay's upper layer (overlayfs
+        // refuses another overlay there), as a workshop that builds a container does.
+        if !matches!(
+            (&self.source, self.rootless),
+            (RootSource::Host { .. }, true)
+        ) {
+            let scratch = s.join("scratch");
+            ops.push(mkdir(&scratch, 0o755));
+            for (name, mode) in [("lab", 0o755), ("tmp", 0o1777)] {
+                let (from, to) = (scratch.join(name), merged.join(name));
+                ops.push(mkdir(&from, mode));
+                ops.push(mkdir(&to, mode));
+                ops.push(mount(
+                    &from.to_string_lossy(),
+                    &to,
+                    None,
+                    libc::MS_BIND,
+                    None,
+                ));
+            }
+        }
         let lab = merged.join(relative(Path::new(&self.workdir)));
         ops.push(mkdir(&lab, 0o755));
         let notebook = merged.join("lab/.notebook");

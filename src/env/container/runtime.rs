@@ -302,6 +302,29 @@ impl Container {
         }
     }
 
+    /// Lets init outlive labrun (`--keep`), holding `lock` (the run's lock) from now on.
+    pub fn detach(&self, lock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        let fds = [lock.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [io::IoSlice::new(&[wire::DETACH])];
+        sendmsg::<UnixAddr>(
+            self.control.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| io::Error::other(format!("keeping the container: {e}")))?;
+        // Until init says so, labrun's exit would still kill it.
+        loop {
+            let reply = self.receive()?;
+            match reply.kind {
+                wire::DETACHED => return Ok(()),
+                other => self.unexpected(other)?,
+            }
+        }
+    }
+
     /// Kills every process in the container but init.
     pub fn kill_all(&self) {
         let _ = nix::sys::socket::send(

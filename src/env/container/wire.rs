@@ -14,11 +14,15 @@ pub const NEED_MAPS: u8 = b'U';
 /// init → labrun: a shell started with pid `a` (init's namespace), or failed with errno `b`
 /// when `a` is 0.
 pub const SPAWNED: u8 = b'P';
+/// init → labrun: init will outlive labrun (answer to DETACH).
+pub const DETACHED: u8 = b'd';
 /// init → labrun: the shell `a` ended with wait status `b`.
 pub const EXITED: u8 = b'X';
 
 /// labrun → init: start a shell.
 pub const SPAWN: u8 = b'S';
+/// labrun → init: outlive labrun (`--keep`); the run's lock comes along as SCM_RIGHTS.
+pub const DETACH: u8 = b'D';
 /// labrun → init: kill every process but init.
 pub const KILL_ALL: u8 = b'K';
 
