@@ -1,0 +1,165 @@
+//! The container backend through the real binary: images (busybox, a directory, a tarball),
+//! privileged cells, `--keep`, and clear errors for images that cannot be used.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::Lab;
+
+fn root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[test]
+fn busybox_image_runs_cells_in_ash() {
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        "---\nlabrun: {image: busybox}\n---\n# B\n\n```console\n$ readlink /bin/sh; test -e /usr/bin/python3 || echo no python\nbusybox\nno python\n$ cd /tmp; touch /etc/made && echo writable\nwritable\n$ pwd\n/tmp\n```\n",
+    );
+    lab.run(&["nb.md"]).status(0).stdout_has("1 passed");
+}
+
+#[test]
+fn a_directory_and_a_tarball_are_images() {
+    let lab = Lab::new();
+    // A root of its own: busybox and one file that tells them apart.
+    let tree = lab.path("tree");
+    fs::create_dir_all(tree.join("bin")).unwrap();
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", tree.join("bin/sh")).unwrap();
+    fs::write(tree.join("etc/which"), "from a tree\n").unwrap();
+    let st = Command::new("tar")
+        .args(["-czf", "root.tar.gz", "-C", "tree", "."])
+        .current_dir(lab.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let nb = |image: &str| {
+        format!(
+            "---\nlabrun: {{image: {image}}}\n---\n# I\n\n```console\n$ /bin/busybox cat /etc/which\nfrom a tree\n$ /bin/busybox ls /lab/.notebook/tree/etc\nwhich\n```\n"
+        )
+    };
+    lab.write("dir.md", &nb("./tree"));
+    lab.write("tar.md", &nb("./root.tar.gz"));
+    lab.run(&["dir.md"]).status(0);
+    lab.run(&["tar.md"]).status(0);
+    // The author's tree is a read-only layer: the run wrote nothing into it.
+    lab.write(
+        "write.md",
+        "---\nlabrun: {image: ./tree}\n---\n# W\n\n```console\n$ /bin/busybox touch /etc/new && echo ok\nok\n```\n",
+    );
+    lab.run(&["write.md"]).status(0);
+    assert!(!tree.join("etc/new").exists());
+}
+
+#[test]
+fn unusable_images_are_clear_errors() {
+    let lab = Lab::new();
+    lab.write(
+        "missing.md",
+        "---\nlabrun: {image: ./nothere.tar}\n---\n```console\n$ true\n```\n",
+    );
+    lab.run(&["missing.md"]).status(3).stderr_has("nothere.tar");
+    lab.write("bad.tar", "this is not a tar archive");
+    lab.write(
+        "bad.md",
+        "---\nlabrun: {image: ./bad.tar}\n---\n```console\n$ true\n```\n",
+    );
+    lab.run(&["bad.md"]).status(3).stderr_has("bad.tar");
+    lab.write(
+        "noshell.md",
+        "---\nlabrun: {image: ./empty}\n---\n```console\n$ true\n```\n",
+    );
+    fs::create_dir_all(lab.path("empty")).unwrap();
+    lab.run(&["noshell.md"]).status(3).stderr_has("shell");
+}
+
+#[test]
+fn privileged_cells_mount_inside_but_never_reach_the_host() {
+    let lab = Lab::new();
+    let before = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    lab.write(
+        "nb.md",
+        r#"# P
+
+```bash | {type: 'command'}
+export CARRIED=yes; f() { echo from-f; }
+mkdir -p /lab/o/lower /lab/o/upper /lab/o/work /lab/o/merged; echo low > /lab/o/lower/file
+cd /lab/o
+```
+
+```console | {privileged: true}
+$ echo $CARRIED; f; pwd
+yes
+from-f
+/lab/o
+$ mount -t overlay overlay -o lowerdir=lower,upperdir=upper,workdir=work merged && echo mounted
+mounted
+$ (echo x > /proc/sys/kernel/core_pattern) 2>/dev/null || echo refused
+refused
+$ (mount -o remount,rw /sys) 2>/dev/null || echo refused
+refused
+$ export SET_THERE=1
+```
+
+```console
+$ cat merged/file; echo $SET_THERE
+low
+1
+$ (mount -t tmpfs t /mnt) 2>/dev/null || echo refused
+refused
+$ awk '/^CapEff/ {print $2}' /proc/self/status
+00000000a80425fb
+```
+"#,
+    );
+    lab.run(&["nb.md"]).status(0).stdout_has("3 passed");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+}
+
+#[test]
+fn keep_leaves_the_environment_up_until_it_is_killed() {
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        "# K\n\n```console\n$ echo kept > /lab/marker; echo done\ndone\n```\n",
+    );
+    let ran = lab.run(&["--keep", "nb.md"]);
+    ran.status(0).stdout_has("the environment is kept");
+    let pid: i32 = ran
+        .stdout
+        .split("--target ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {}", ran.stdout));
+    // Entering it finds the lab as the run left it.
+    let out = Command::new("nsenter")
+        .args(["--target", &pid.to_string(), "--all", "cat", "/lab/marker"])
+        .output()
+        .unwrap();
+    let entered = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Removing it is one kill; the next run sweeps what is left.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    if root() {
+        assert_eq!(entered, "kept\n", "{out:?}");
+    }
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
