@@ -13,7 +13,9 @@ cargo_bin_on_path
 # procps:         ps/pgrep, to check that no process outlives a run
 # gcc, libc6-dev: the linker Rust needs
 # python3:        the book's small mdbook preprocessor (book/fences.py)
-apt_install_missing busybox-static hyperfine libxml2-utils procps gcc libc6-dev python3
+# uidmap:         newuidmap/newgidmap, so rootless containers map subordinate ids
+# util-linux:     nsenter, unshare (tests of --keep)
+apt_install_missing busybox-static hyperfine libxml2-utils procps gcc libc6-dev python3 uidmap util-linux
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -16,6 +16,9 @@ cargo build --release
 step "cargo nextest run --release --no-fail-fast"
 cargo nextest run --release --no-fail-fast
 
+step "scripts/rootless-tests.sh (the container tests as an unprivileged user)"
+scripts/rootless-tests.sh
+
 labrun=$(labrun_bin)
 # Some pages of the book run labrun on notebooks they write; they find it in $LABRUN.
 labrun_abs=$(cd "$(dirname "$labrun")" && pwd)/labrun

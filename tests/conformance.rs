@@ -25,7 +25,8 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
     let spec = EnvSpec {
         backend,
         env: BTreeMap::new(),
-        notebook_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/notebooks")),
+        // A directory every user can read (the rootless run is not the checkout's owner).
+        notebook_dir: PathBuf::from("/usr/share"),
         shell: None,
         hostname: "test".into(),
         image: image.map(str::to_string),

@@ -7,6 +7,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The labrun binary under test: `LABRUN_BIN` when set (the rootless run copies the binaries
+/// where an unprivileged user can read them), else the one cargo built.
+pub fn labrun_bin() -> PathBuf {
+    std::env::var_os("LABRUN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_labrun")))
+}
+
 pub struct Lab {
     pub dir: tempfile::TempDir,
 }
@@ -44,7 +52,7 @@ impl Lab {
     }
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_labrun"));
+        let mut cmd = Command::new(labrun_bin());
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_remove("CI")
