@@ -209,7 +209,13 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         }
     }
     let (_, golden_dir) = golden_base(&notebook.path, opts.expected_dir.as_deref());
-    let golden_dir_root = golden_dir.clone();
+    // The whole expected-output tree stays hidden from the lab, not just this notebook's.
+    let golden_dir_root = {
+        let (root, _) = golden_base(&notebook.path, opts.expected_dir.as_deref());
+        opts.expected_dir
+            .clone()
+            .unwrap_or_else(|| root.join("expected-output"))
+    };
     let mut in_range = opts.from.is_none();
     let mut cells = Vec::new();
     for (index, cell) in notebook.cells.iter().enumerate() {

@@ -1,8 +1,8 @@
 //! Environments: where a notebook's session runs. A backend turns an `EnvSpec` into a
 //! `ShellLaunch` (how to start the session shell) plus whatever must live as long as the run.
 //!
-//! This release has the `host` backend only; `container` and `vm` are named so that a
-//! notebook asking for them gets a clear error rather than a silent fallback.
+//! `container` (the default, labrun's own runtime) and `host` (unisolated) are here; `vm` is
+//! named so that a notebook asking for it gets a clear error rather than a silent fallback.
 
 pub mod container;
 pub mod host;
@@ -42,7 +42,7 @@ pub struct EnvSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("the {0} backend is not available in this release of labrun (use backend: host)")]
+    #[error("the {0} backend is not available in this release of labrun (use backend: container)")]
     Unavailable(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),

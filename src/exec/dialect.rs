@@ -28,6 +28,14 @@ impl Dialect {
         }
     }
 
+    /// Runs a program past any function or alias of its name.
+    pub fn run_tool(self) -> &'static str {
+        match self {
+            Dialect::Bash => "builtin command",
+            Dialect::Posix => "command",
+        }
+    }
+
     /// Quiet, non-interactive settings for the session.
     pub fn prelude(self) -> &'static str {
         match self {

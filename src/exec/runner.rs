@@ -161,7 +161,7 @@ fn notes_for(run: &CommandRun, notes: &mut Vec<String>) {
         notes.push(format!(
             "{reason}; a new shell took over{}",
             if *state_restored {
-                " with its variables, functions and working directory"
+                " with the state it had saved (variables, working directory, and functions where the shell can list them)"
             } else {
                 " (its variables and functions were lost; the working directory was kept)"
             }
@@ -335,14 +335,16 @@ impl CellContext<'_> {
                 };
                 let staged = self.stage(&content)?;
                 let redirect = if attrs.append { ">>" } else { ">" };
+                // Past any function a cell defined, in the session shell's own words.
+                let run_tool = self.session.dialect().run_tool();
                 let mut script = format!(
-                    "builtin command mkdir -p -- \"$(dirname -- {t})\" && builtin command cat -- {s} {redirect} {t}",
+                    "{run_tool} mkdir -p -- \"$(dirname -- {t})\" && {run_tool} cat -- {s} {redirect} {t}",
                     t = shell_quote(&target),
                     s = shell_quote(&staged)
                 );
                 if let Some(perm) = &attrs.permission {
                     script.push_str(&format!(
-                        " && builtin command chmod {} -- {}",
+                        " && {run_tool} chmod {} -- {}",
                         shell_quote(perm),
                         shell_quote(&target)
                     ));

@@ -343,6 +343,11 @@ impl ShellSession {
         self.control.write_all(text.as_bytes())
     }
 
+    /// The harness's dialect for this session's shell.
+    pub fn dialect(&self) -> Dialect {
+        self.launch.dialect()
+    }
+
     /// Saves the shell's state (variables, functions, options, directory, umask) into a file
     /// of the control directory, for another shell of the same environment; returns its path
     /// as the shells see it.

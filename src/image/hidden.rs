@@ -1,5 +1,5 @@
 //! What the `host` image hides: the host's secrets and the lab's own material, each replaced
-//! inside the container by an empty directory or an empty file (the runtime mounts those).
+//! inside the container by an empty directory or an empty file (the runtime masks them in the run's writable layer, or mounts empty ones over them rootless).
 //!
 //! The contract's list: `/root`, `/home`, `/tmp`, `/var/tmp`, `/run`, `/mnt`, `/media`,
 //! `/etc/shadow`, `/etc/gshadow` (and their `-` backups), `/etc/ssh/*_key`, the labrun cache,

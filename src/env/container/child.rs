@@ -83,6 +83,7 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         // Not readable by what runs inside: /proc/1/mem, environ and exe stay closed.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::prctl(libc::PR_SET_NAME, c"labrun-init".as_ptr(), 0, 0, 0);
         let control = plan.control;
         let steps = plan.ops.len();
         if !wait_go(plan.sync) {

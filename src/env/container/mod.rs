@@ -150,6 +150,14 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         staging,
         control_dir: control.clone(),
         notebook_dir: spec.notebook_dir.clone(),
+        notebook_masks: spec
+            .hidden
+            .iter()
+            .filter_map(|h| {
+                let rel = h.strip_prefix(&spec.notebook_dir).ok()?;
+                (!rel.as_os_str().is_empty() && h.exists()).then(|| rel.to_path_buf())
+            })
+            .collect(),
         workdir: workdir.clone(),
         hostname: spec.hostname.clone(),
         disk: limits.disk.unwrap_or(crate::limits::DEFAULT_DISK),

@@ -45,6 +45,8 @@ pub struct RootSpec {
     pub control_dir: PathBuf,
     /// Mounted read-only at `/lab/.notebook`.
     pub notebook_dir: PathBuf,
+    /// Directories below `notebook_dir` (relative) that stay hidden there: expected output.
+    pub notebook_masks: Vec<PathBuf>,
     pub workdir: String,
     pub hostname: String,
     /// Size of the writable layer, in bytes.
@@ -85,7 +87,7 @@ const READ_ONLY: &[&str] = &[
 /// The device nodes of /dev, bound from the host's.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Top-level directories that a rootless `host` image makes fresh and writable.
+/// Top-level directories that a rootless `host` image makes fresh and empty.
 const ROOTLESS_FRESH: &[(&str, u32)] = &[
     ("root", 0o700),
     ("home", 0o755),
@@ -93,6 +95,16 @@ const ROOTLESS_FRESH: &[(&str, u32)] = &[
     ("run", 0o755),
     ("mnt", 0o755),
     ("media", 0o755),
+];
+
+/// What a rootless `host` image lets the lab write (the contract's list); the rest of its
+/// root is read-only.
+const ROOTLESS_WRITABLE: &[(&str, u32)] = &[
+    ("lab", 0o755),
+    ("root", 0o700),
+    ("home", 0o755),
+    ("tmp", 0o1777),
+    ("var/tmp", 0o1777),
 ];
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -230,6 +242,19 @@ impl RootSpec {
         ops.push(mkdir(&merged.join("lab"), 0o755));
         ops.push(mkdir(&notebook, 0o755));
         bind_read_only(&mut ops, &self.notebook_dir, &notebook);
+        for rel in &self.notebook_masks {
+            let mut op = mount(
+                "tmpfs",
+                &notebook.join(rel),
+                Some("tmpfs"),
+                libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+                Some("size=4k,mode=0755"),
+            );
+            if let Op::Mount { optional, .. } = &mut op {
+                *optional = true;
+            }
+            ops.push(op);
+        }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
         ops.push(mkdir(&control, 0o700));
@@ -240,6 +265,22 @@ impl RootSpec {
             libc::MS_BIND,
             None,
         ));
+        if let (RootSource::Host { .. }, true) = (&self.source, self.rootless) {
+            // Everything that had to be created on the root is there: now it is read-only,
+            // but for the writable directories bound on it.
+            ops.push(Op::Mount {
+                source: None,
+                target: cstring(&merged),
+                fstype: None,
+                flags: libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV,
+                data: None,
+                optional: false,
+            });
+        }
         ops.push(Op::PivotRoot {
             new_root: cstring(&merged),
         });
@@ -322,20 +363,30 @@ impl RootSpec {
         for (name, mode) in ROOTLESS_FRESH {
             ops.push(mkdir(&merged.join(name), *mode));
         }
-        ops.push(mount(
-            "tmpfs",
-            &merged.join("var/tmp"),
-            Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some("mode=1777"),
-        ));
+        // The writable directories: each a directory of the run's tmpfs, bound in place.
+        let scratch = self.staging.join("scratch");
+        ops.push(mkdir(&scratch, 0o755));
+        for (name, mode) in ROOTLESS_WRITABLE {
+            let from = scratch.join(name.replace('/', "-"));
+            let to = merged.join(name);
+            ops.push(mkdir(&from, *mode));
+            ops.push(mkdir(&to, *mode));
+            ops.push(mount(
+                &from.to_string_lossy(),
+                &to,
+                None,
+                libc::MS_BIND,
+                None,
+            ));
+        }
         // Hidden paths below directories that are bound read-only get an empty mount on top.
         for h in hidden {
             let rel = relative(&h.path);
             let top = rel.components().next();
             let under_fresh =
                 top.is_some_and(|t| fresh.contains(&*t.as_os_str().to_string_lossy()));
-            if under_fresh || rel.as_os_str().is_empty() {
+            let writable = ROOTLESS_WRITABLE.iter().any(|(w, _)| rel.starts_with(w));
+            if under_fresh || writable || rel.as_os_str().is_empty() {
                 continue;
             }
             let target = merged.join(&rel);
@@ -545,6 +596,7 @@ mod tests {
             staging: PathBuf::from("/run/x/root"),
             control_dir: PathBuf::from("/run/x/ctl"),
             notebook_dir: PathBuf::from("/"),
+            notebook_masks: vec![],
             workdir: "/lab".into(),
             hostname: "tour".into(),
             disk: 1 << 30,
