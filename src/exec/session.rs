@@ -696,7 +696,7 @@ impl ShellSession {
 
 impl Drop for ShellSession {
     fn drop(&mut self) {
-        self.kill_all();
+        self.child.abandon();
     }
 }
 

@@ -39,6 +39,11 @@ pub trait ShellProcess: Send {
     fn reap(&mut self) -> ExitStatus;
     /// Kills it and every process under it, and reaps it.
     fn kill(&mut self);
+    /// Ends it when the whole environment is about to go (the session is dropped): a
+    /// backend whose teardown kills everything anyway can skip the careful kill.
+    fn abandon(&mut self) {
+        self.kill();
+    }
 }
 
 /// Shells forked by labrun itself (the `host` backend).

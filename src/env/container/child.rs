@@ -23,7 +23,8 @@ pub struct ChildPlan {
     pub sync: RawFd,
     /// The child's end of the socket to labrun.
     pub control: RawFd,
-    /// Namespaces the child unshares itself (mount, UTS, IPC, network, cgroup).
+    /// Namespaces the child unshares first, itself (mount, UTS, IPC, network); the cgroup
+    /// namespace comes once it is in the run's cgroups.
     pub unshare: libc::c_int,
     pub ops: Vec<Op>,
     /// Enter a user namespace after the root is built (labrun runs as root).
@@ -97,26 +98,31 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
                 fail(control, i, e);
             }
         }
+        if plan.session_userns && libc::unshare(libc::CLONE_NEWUSER) < 0 {
+            fail(control, steps + 1, Errno::last());
+        }
+        // labrun writes the session's id maps and finishes putting us into the run's cgroups
+        // (slow on some kernels: it ran while we built the root) before the second go-ahead.
+        send(
+            control,
+            Reply {
+                kind: wire::NEED_MAPS,
+                a: 0,
+                b: 0,
+            },
+        );
+        if !wait_go(plan.sync) {
+            libc::_exit(1);
+        }
+        // The cgroup namespace only now, rooted at the run's cgroup. With a session user
+        // namespace, a mount namespace it owns: privileged cells can mount in it, and every
+        // mount made so far is locked in place.
+        let mut later = libc::CLONE_NEWCGROUP;
         if plan.session_userns {
-            if libc::unshare(libc::CLONE_NEWUSER) < 0 {
-                fail(control, steps + 1, Errno::last());
-            }
-            send(
-                control,
-                Reply {
-                    kind: wire::NEED_MAPS,
-                    a: 0,
-                    b: 0,
-                },
-            );
-            if !wait_go(plan.sync) {
-                libc::_exit(1);
-            }
-            // A mount namespace owned by the session's user namespace: privileged cells can
-            // mount in it, and every mount made so far is locked in place.
-            if libc::unshare(libc::CLONE_NEWNS) < 0 {
-                fail(control, steps + 2, Errno::last());
-            }
+            later |= libc::CLONE_NEWNS;
+        }
+        if libc::unshare(later) < 0 {
+            fail(control, steps + 2, Errno::last());
         }
         if let Some((start, end)) = plan.argv_area {
             std::ptr::write_bytes(start as *mut u8, 0, end - start);
@@ -159,9 +165,9 @@ pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
     let what = match plan_ops.get(step) {
         Some(op) => op.describe(),
         None => match step - plan_ops.len() {
-            0 => "unsharing the mount, UTS, IPC, network and cgroup namespaces".into(),
+            0 => "unsharing the mount, UTS, IPC and network namespaces".into(),
             1 => "entering the session's user namespace".into(),
-            2 => "unsharing the session's mount namespace".into(),
+            2 => "unsharing the cgroup namespace (and the session's mount namespace)".into(),
             _ => "setting up init's descriptors".into(),
         },
     };

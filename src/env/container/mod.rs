@@ -164,8 +164,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         rootless,
         host_network: spec.host_network,
     };
-    let mut unshare =
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if !spec.host_network {
         unshare |= libc::CLONE_NEWNET;
     }

@@ -125,9 +125,13 @@ impl Container {
         if let Some(maps) = &rootless {
             maps.write(pid)?;
         }
-        before_go(pid)?;
+        // The child builds the root while labrun puts it into the run's cgroups (a cgroup v1
+        // migration can wait for an RCU grace period: milliseconds), then waits for the
+        // second go-ahead. Init's READY is not awaited here: the first request for a shell
+        // follows right away and init answers it once it is ready.
         container.go()?;
-        container.wait_ready()?;
+        before_go(pid)?;
+        container.wait_setup()?;
         Ok(container)
     }
 
@@ -145,43 +149,49 @@ impl Container {
         Ok(())
     }
 
-    fn wait_ready(&self) -> io::Result<()> {
+    /// Waits until the child has built the root, then gives it the second go-ahead.
+    fn wait_setup(&self) -> io::Result<()> {
         loop {
             let reply = self.receive()?;
             match reply.kind {
-                wire::READY => {
-                    // Nothing more to say to the child.
-                    self.sync.lock().expect("not poisoned").take();
-                    return Ok(());
-                }
                 wire::NEED_MAPS => {
                     if let Some(maps) = &self.maps {
                         maps.write(self.init.as_raw())?;
                     }
                     self.go()?;
-                }
-                wire::SETUP_FAILED => {
-                    return Err(io::Error::other(format!(
-                        "building the container failed: {}",
-                        child::describe_failure(&self.plan.ops, reply.a as usize, reply.b)
-                    )));
+                    // Nothing more to say to the child.
+                    self.sync.lock().expect("not poisoned").take();
+                    return Ok(());
                 }
                 other => self.unexpected(other)?,
             }
         }
     }
 
+    /// Messages that may come at any time.
     fn unexpected(&self, kind: u8) -> io::Result<()> {
         match kind {
-            wire::EXITED => Ok(()),
+            wire::EXITED | wire::READY => Ok(()),
             _ => Err(io::Error::other(format!(
                 "the container's init sent an unknown message ({kind})"
             ))),
         }
     }
 
-    /// The next message from init; exits are filed away as they come.
+    /// The next message from init; exits are filed away as they come, and a failed setup
+    /// step is an error whoever is waiting.
     fn receive(&self) -> io::Result<Reply> {
+        let reply = self.receive_any()?;
+        if reply.kind == wire::SETUP_FAILED {
+            return Err(io::Error::other(format!(
+                "building the container failed: {}",
+                child::describe_failure(&self.plan.ops, reply.a as usize, reply.b)
+            )));
+        }
+        Ok(reply)
+    }
+
+    fn receive_any(&self) -> io::Result<Reply> {
         let mut buf = [0u8; wire::REPLY_LEN];
         let n = loop {
             match recv(self.control.as_raw_fd(), &mut buf, MsgFlags::empty()) {

@@ -71,6 +71,12 @@ impl ShellProcess for ContainedShell {
         status
     }
 
+    fn abandon(&mut self) {
+        // The container's teardown kills everything in it; no need to wait for this one.
+        procs::signal_all(&[self.host_pid], Signal::SIGKILL);
+        self.reaped = Some(ExitStatus::Signal(libc::SIGKILL));
+    }
+
     fn kill(&mut self) {
         if self.reaped.is_some() {
             return;
