@@ -32,6 +32,8 @@ pub struct ChildPlan {
     /// labrun's command line in memory, overwritten so /proc/1/cmdline does not show it.
     pub argv_area: Option<(usize, usize)>,
     pub hardening: Hardening,
+    /// Where the root is assembled on this machine, to show paths as the lab will see them.
+    pub merged: String,
 }
 
 fn send(fd: RawFd, reply: Reply) {
@@ -172,4 +174,14 @@ pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
         },
     };
     format!("{what}: {}", err.desc())
+}
+
+/// A failure message with the assembly directory's paths shown as paths inside the lab.
+pub fn describe_inside(plan: &ChildPlan, step: usize, errno: i32) -> String {
+    let text = describe_failure(&plan.ops, step, errno);
+    if plan.merged.is_empty() {
+        return text;
+    }
+    text.replace(&format!("{}/", plan.merged), "/")
+        .replace(&plan.merged, "/")
 }

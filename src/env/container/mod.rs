@@ -176,6 +176,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         session_userns: !rootless,
         argv_area: None,
         hardening: Hardening::new(rlimits),
+        merged: root.staging.join("merged").to_string_lossy().into_owned(),
     };
     let maps = rootless.then(|| {
         let uid = nix::unistd::getuid();

@@ -185,7 +185,7 @@ impl Container {
         if reply.kind == wire::SETUP_FAILED {
             return Err(io::Error::other(format!(
                 "building the container failed: {}",
-                child::describe_failure(&self.plan.ops, reply.a as usize, reply.b)
+                child::describe_inside(&self.plan, reply.a as usize, reply.b)
             )));
         }
         Ok(reply)
