@@ -163,3 +163,84 @@ fn keep_leaves_the_environment_up_until_it_is_killed() {
     }
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
+
+/// Every path the contract says the `host` image hides, read from inside: a marker put there
+/// on this machine is not to be seen, a secret file reads empty.
+#[test]
+fn the_host_image_hides_each_secret_path() {
+    if !root() {
+        // Rootless, those directories are fresh tmpfs or unreadable anyway; the markers below
+        // need root to be written on this machine.
+        return;
+    }
+    let tag = format!("labrun-hidden-{}", std::process::id());
+    let cache = format!("/opt/{tag}-cache");
+    let dirs = [
+        "/root", "/home", "/tmp", "/var/tmp", "/run", "/mnt", "/media", &cache,
+    ];
+    for d in &dirs {
+        fs::create_dir_all(d).unwrap();
+        fs::write(format!("{d}/{tag}"), "secret").unwrap();
+    }
+    let lab = Lab::new();
+    lab.write("fixture.txt", "notebook material\n");
+    lab.write("expected-output/other/cell-1.out", "golden\n");
+    let nb_dir = fs::canonicalize(lab.dir.path()).unwrap();
+    let mut cell = String::new();
+    for d in &dirs {
+        cell.push_str(&format!("ls -A {d} 2>/dev/null | grep -c {tag}\n"));
+    }
+    for f in ["/etc/shadow", "/etc/gshadow"] {
+        cell.push_str(&format!("wc -c < {f}\n"));
+    }
+    cell.push_str("cat /etc/ssh/*_key 2>/dev/null | wc -c\n");
+    cell.push_str(&format!("ls -A {} 2>/dev/null | wc -l\n", nb_dir.display()));
+    cell.push_str("ls -A /lab/.notebook/expected-output | wc -l\n");
+    cell.push_str("cat /lab/.notebook/fixture.txt\n");
+    let expected = "0\n".repeat(dirs.len() + 2 + 1 + 2) + "notebook material\n";
+    lab.write(
+        "nb.md",
+        &format!("# H\n\n```bash | {{type: 'command'}}\n{cell}```\n```output\n{expected}```\n"),
+    );
+    let ran = lab.run_env(&["nb.md"], &[("LABRUN_CACHE", &cache)]);
+    for d in &dirs {
+        let _ = fs::remove_file(format!("{d}/{tag}"));
+    }
+    let _ = fs::remove_dir_all(&cache);
+    ran.status(0);
+}
+
+/// init reaps orphans and forwards a termination signal to what runs in the container.
+#[test]
+fn init_reaps_orphans_and_forwards_signals() {
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        "# I\n\n```console\n$ (sleep 0.1 & exec true); sleep 0.5; ps -eo stat= | awk '/Z/ {n++} END {print n+0}'\n0\n$ setsid sh -c 'trap \"echo got > /lab/term; exit\" TERM; : > /lab/ready; while :; do sleep 0.05; done' >/dev/null 2>&1 &\n$ while [ ! -e /lab/ready ]; do sleep 0.01; done\n```\n",
+    );
+    let ran = lab.run(&["--keep", "nb.md"]);
+    ran.status(0);
+    let pid: i32 = ran
+        .stdout
+        .split("--target ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {}", ran.stdout));
+    let init = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut got = String::new();
+    for _ in 0..100 {
+        let out = Command::new("nsenter")
+            .args(["--target", &pid.to_string(), "--all", "cat", "/lab/term"])
+            .output()
+            .unwrap();
+        got = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !got.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(got, "got\n");
+}
