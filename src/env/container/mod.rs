@@ -187,10 +187,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .unwrap_or_default();
         IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
     });
-    let container = Arc::new(Container::start(plan, maps, true, |pid| match &cgroup {
-        Some(cg) => cg.add(pid),
-        None => Ok(()),
-    })?);
+    let container = Arc::new(Container::start(plan, maps, true, cgroup.clone())?);
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
         limits,

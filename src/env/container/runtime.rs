@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::socket::{
@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 
 use super::child::{self, ChildPlan};
 use super::userns::IdMaps;
+use crate::limits::RunCgroup;
 use super::wire::{self, Reply};
 
 /// How long labrun waits for init to answer before calling the container hung.
@@ -36,6 +37,9 @@ pub struct Container {
     exits: Mutex<HashMap<i32, i32>>,
     /// To describe a failed setup step.
     plan: ChildPlan,
+    cgroup: Option<Arc<RunCgroup>>,
+    /// init joining the run's cgroups, until it is done.
+    joining: Mutex<Option<std::thread::JoinHandle<io::Result<()>>>>,
 }
 
 impl std::fmt::Debug for Container {
@@ -63,12 +67,13 @@ fn argv_area() -> Option<(usize, usize)> {
 impl Container {
     /// Clones the container's first process and lets it build the root. `userns` is the
     /// rootless case: the first process is created in a user namespace mapped by `maps`.
-    /// `before_go` runs with init's pid before it may go on (to put it into cgroups).
+    /// `cgroup` is the run's: init joins it while it builds the root, and each shell joins it
+    /// before labrun sends it anything (see `spawn`).
     pub fn start(
         mut plan: ChildPlan,
         rootless: Option<IdMaps>,
         pid_ns: bool,
-        before_go: impl FnOnce(i32) -> io::Result<()>,
+        cgroup: Option<Arc<RunCgroup>>,
     ) -> io::Result<Container> {
         let (ours, theirs) = socketpair(
             nix::sys::socket::AddressFamily::Unix,
@@ -121,6 +126,8 @@ impl Container {
             },
             exits: Mutex::new(HashMap::new()),
             plan,
+            cgroup,
+            joining: Mutex::new(None),
         };
         if let Some(maps) = &rootless {
             maps.write(pid)?;
@@ -130,7 +137,13 @@ impl Container {
         // second go-ahead. Init's READY is not awaited here: the first request for a shell
         // follows right away and init answers it once it is ready.
         container.go()?;
-        before_go(pid)?;
+        if let Some(cg) = &container.cgroup {
+            // On its own thread: a cgroup v1 migration can wait for an RCU grace period, and
+            // nothing needs it done before the first shell is about to get a command.
+            let cg = cg.clone();
+            let joining = std::thread::spawn(move || cg.add(pid));
+            *container.joining.lock().expect("not poisoned") = Some(joining);
+        }
         container.wait_setup()?;
         Ok(container)
     }
@@ -273,6 +286,7 @@ impl Container {
                     let host = self.host_pid(reply.a).ok_or_else(|| {
                         io::Error::other("the container's shell ended before it started")
                     })?;
+                    self.join_cgroup(host)?;
                     return Ok((reply.a, host));
                 }
                 wire::SPAWNED => {
@@ -285,6 +299,20 @@ impl Container {
                 other => self.unexpected(other)?,
             }
         }
+    }
+
+    /// Puts a new shell into the run's cgroups, once init is in them: the shell may have been
+    /// forked before init's migration finished, and it runs nothing of the lab's before this.
+    fn join_cgroup(&self, shell: u32) -> io::Result<()> {
+        let Some(cg) = &self.cgroup else {
+            return Ok(());
+        };
+        if let Some(joining) = self.joining.lock().expect("not poisoned").take() {
+            joining
+                .join()
+                .map_err(|_| io::Error::other("joining the run's cgroups panicked"))??;
+        }
+        cg.add(shell as i32)
     }
 
     /// The pid on this machine of init's child `ns_pid`.
