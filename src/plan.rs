@@ -303,6 +303,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
             workdir: settings.workdir.clone(),
             host_network: settings.network.as_deref() == Some("host"),
             limits: settings.limits.clone(),
+            setup: settings.setup.clone(),
             hidden: vec![notebook_dir.clone(), golden_dir_root.clone()],
         },
         total_timeout: settings.total_timeout,

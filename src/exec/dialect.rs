@@ -60,7 +60,8 @@ impl Dialect {
             ),
             Dialect::Posix => format!(
                 "__labrun_save() {{ \\unset -f command printf umask 2>/dev/null; \
-                 {{ \\export -p; \\command printf 'umask %s\\n' \"$(\\command umask)\"; }} \
+                 {{ \\export -p; \\command printf 'umask %s\\n' \"$(\\command umask)\"; \
+                 \\command printf 'cd -- \"%s\"\\n' \"$PWD\"; }} \
                  >{dir}/state 2>/dev/null; }}\n"
             ),
         }

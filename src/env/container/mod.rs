@@ -93,6 +93,13 @@ fn image_error(e: ImageError) -> EnvError {
 }
 
 pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    if !spec.setup.is_empty() {
+        return Err(EnvError::Other(
+            "setup: steps need labrun's image layer, which is not in this release; \
+             run them as the notebook's first cells for now"
+                .into(),
+        ));
+    }
     let image_text = spec.image.as_deref().unwrap_or("host");
     let image_ref = ImageRef::parse(image_text, &spec.notebook_dir).map_err(image_error)?;
     let cache = match image_ref {

@@ -20,8 +20,8 @@ use nix::unistd::Pid;
 
 use super::child::{self, ChildPlan};
 use super::userns::IdMaps;
-use crate::limits::RunCgroup;
 use super::wire::{self, Reply};
+use crate::limits::RunCgroup;
 
 /// How long labrun waits for init to answer before calling the container hung.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
