@@ -19,4 +19,5 @@ pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod sandbox;
+pub mod trace;
 pub mod units;

@@ -46,13 +46,16 @@ pub async fn run_notebook(
         path: plan.notebook.path.display().to_string(),
         source,
     };
+    crate::trace::mark("planned");
     let environment = env::build(&plan.env).map_err(env_error)?;
+    crate::trace::mark("environment built");
     let mut sessions = Sessions::start(
         environment.launch.clone(),
         environment.privileged_launch.clone(),
     )
     .await
     .map_err(|e| env_error(EnvError::Io(e)))?;
+    crate::trace::mark("shell started");
     let mut outcome = NotebookOutcome {
         path: plan.notebook.path.clone(),
         cells: Vec::new(),
@@ -121,6 +124,7 @@ pub async fn run_notebook(
             break;
         }
     }
+    crate::trace::mark("cells run");
     drop(sessions);
     if plan.keep {
         let message = environment.keep().map_err(env_error)?;
@@ -131,6 +135,7 @@ pub async fn run_notebook(
     } else {
         drop(environment);
     }
+    crate::trace::mark("environment removed");
     outcome.duration = started.elapsed();
     reporter.event(&Event::NotebookFinished {
         plan,

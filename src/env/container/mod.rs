@@ -141,6 +141,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let limits = Limits::from_map(&spec.limits)
         .map_err(EnvError::Other)?
         .with_defaults();
+    crate::trace::mark("image resolved");
     let run = RunDir::create()?;
     let (cgroup, unenforced) = RunCgroup::create(run.token(), &limits);
     let (rlimits, unenforced) = RlimitPlan::fallback(&limits, unenforced, false);
@@ -149,6 +150,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         .map(|u| format!("limit not enforced as asked: {u}"))
         .collect();
     let cgroup = cgroup.map(Arc::new);
+    crate::trace::mark("cgroups created");
     let control = run.subdir("ctl", 0o700)?;
     let staging = run.subdir("root", 0o700)?;
     let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
@@ -185,6 +187,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
     };
+    crate::trace::mark("root planned");
     let maps = rootless.then(|| {
         let uid = nix::unistd::getuid();
         let user = nix::unistd::User::from_uid(uid)

@@ -144,7 +144,9 @@ impl Container {
             let joining = std::thread::spawn(move || cg.add(pid));
             *container.joining.lock().expect("not poisoned") = Some(joining);
         }
+        crate::trace::mark("container cloned");
         container.wait_setup()?;
+        crate::trace::mark("container root built");
         Ok(container)
     }
 
@@ -286,7 +288,9 @@ impl Container {
                     let host = self.host_pid(reply.a).ok_or_else(|| {
                         io::Error::other("the container's shell ended before it started")
                     })?;
+                    crate::trace::mark("shell spawned");
                     self.join_cgroup(host)?;
+                    crate::trace::mark("shell in the run's cgroups");
                     return Ok((reply.a, host));
                 }
                 wire::SPAWNED => {
