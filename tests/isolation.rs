@@ -449,7 +449,6 @@ fn expected_output_is_hidden_at_its_host_path() {
 }
 
 #[test]
-#[ignore = "bug: an expected-output/ inside the notebook's directory is readable under /lab/.notebook"]
 fn expected_output_inside_the_notebooks_directory_is_hidden_too() {
     let secret = unique("golden-secret");
     let lab = grading_lab("notebooks/expected-output/nb/graded.out", &secret);

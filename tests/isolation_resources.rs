@@ -111,7 +111,6 @@ fn a_memory_bomb_is_killed_inside_and_the_next_cell_runs() {
 }
 
 #[test]
-#[ignore = "bug: memory: 64MiB with no disk limit lets a cell use 64 MiB + the 1 GiB default disk (300 MiB allocated, no OOM)"]
 fn a_memory_limit_alone_bounds_memory() {
     // The memory cgroup is given memory + disk (the tmpfs layer is charged to it); with the
     // default disk of 1 GiB, `memory: 64MiB` bounds nothing a lab would notice.
@@ -198,7 +197,6 @@ fn run_rootless(lab: &Lab) -> Option<Report> {
 }
 
 #[test]
-#[ignore = "bug: rootless, a full disk gets no \"disk full\" note (labrun cannot statvfs /proc/<init>/root: EACCES)"]
 fn a_full_disk_is_noted_rootless_too() {
     let lab = Lab::new();
     lab.write("nb.md", &disk_notebook("/tmp/big"));

@@ -649,7 +649,9 @@ fn limits_from_the_front_matter_map() {
     let l = Limits::from_map(&map).unwrap().with_defaults();
     assert_eq!(l.memory, Some(64 * MIB));
     assert_eq!(l.pids, Some(20));
-    assert_eq!(l.disk, Some(1 << 30));
+    // The disk follows the memory: half of it when the notebook sets none.
+    assert_eq!(l.disk, Some(32 * MIB));
+    assert_eq!(Limits::default().with_defaults().disk, Some(512 * MIB));
     let bad: BTreeMap<String, String> = [("memory".to_string(), "lots".to_string())].into();
     assert!(
         Limits::from_map(&bad)

@@ -2,7 +2,6 @@
 //! forks refused at the pids limit) and whether the writable disk filled up, as plain notes
 //! for the report ("out of memory (limit 64 MiB)", "pids limit reached", "disk full").
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::limits::{Limits, RunCgroup};
@@ -23,17 +22,14 @@ const FULL: u64 = 64 * 1024;
 pub struct LimitWatch {
     pub cgroup: Option<Arc<RunCgroup>>,
     pub limits: Limits,
-    /// A path on the writable layer as this machine sees it (`/proc/<init>/root/`).
-    pub disk_path: Option<PathBuf>,
+    /// Bytes free on the writable disk, where the backend can tell.
+    pub disk_free: Option<Box<dyn Fn() -> Option<u64> + Send + Sync>>,
 }
 
 impl LimitWatch {
     pub fn usage(&self) -> Usage {
         let events = self.cgroup.as_ref().map(|c| c.events()).unwrap_or_default();
-        let disk_free = self.disk_path.as_ref().and_then(|p| {
-            let st = nix::sys::statvfs::statvfs(p).ok()?;
-            Some(st.blocks_available() as u64 * st.fragment_size() as u64)
-        });
+        let disk_free = self.disk_free.as_ref().and_then(|f| f());
         Usage {
             oom_kills: events.oom_kills,
             pids_max_hits: events.pids_max_hits,
@@ -86,7 +82,7 @@ mod tests {
                 disk: Some(1 << 30),
                 ..Limits::default()
             },
-            disk_path: None,
+            disk_free: None,
         };
         let before = Usage {
             oom_kills: 0,

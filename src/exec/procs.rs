@@ -73,7 +73,12 @@ pub fn signal_all(pids: &[u32], signal: Signal) {
 pub fn kill_descendants(pid: u32, limit: Duration) {
     let start = Instant::now();
     loop {
-        let found = descendants(pid);
+        // A zombie is already dead: waiting for its parent (perhaps stopped, perhaps in a
+        // container) to reap it would only spin.
+        let found: Vec<u32> = descendants(pid)
+            .into_iter()
+            .filter(|&p| !is_zombie(p))
+            .collect();
         if found.is_empty() || start.elapsed() > limit {
             return;
         }
@@ -81,6 +86,18 @@ pub fn kill_descendants(pid: u32, limit: Duration) {
         signal_all(&found, Signal::SIGKILL);
         reap_children(&found);
         thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Whether `pid` has exited and waits to be reaped (or is gone already).
+fn is_zombie(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold anything.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|at| stat[at + 1..].split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
     }
 }
 

@@ -96,14 +96,20 @@ impl Limits {
 
     /// Fills in labrun's defaults for a container run where the notebook set nothing:
     /// memory [`DEFAULT_MEMORY`] (1 GiB), pids [`DEFAULT_PIDS`] (1024), disk
-    /// [`DEFAULT_DISK`] (1 GiB), output [`DEFAULT_OUTPUT`] (1 MiB). `cpus` stays unlimited:
+    /// half the memory, at most [`DEFAULT_DISK`] (1 GiB), output [`DEFAULT_OUTPUT`] (1 MiB). `cpus` stays unlimited:
     /// a lab is slower, not broken, when it shares the CPUs.
+    ///
+    /// The disk's default follows the memory limit: half of it, at most [`DEFAULT_DISK`]. Its
+    /// pages are charged to the memory cgroup too (see [`Limits::memory_with_disk`]), so a
+    /// notebook that asks for `memory: 64MiB` alone gets a run that holds about that much,
+    /// not 64 MiB plus a gigabyte of disk.
     pub fn with_defaults(self) -> Limits {
+        let memory = self.memory.unwrap_or(DEFAULT_MEMORY);
         Limits {
-            memory: self.memory.or(Some(DEFAULT_MEMORY)),
+            memory: Some(memory),
             pids: self.pids.or(Some(DEFAULT_PIDS)),
             cpus: self.cpus,
-            disk: self.disk.or(Some(DEFAULT_DISK)),
+            disk: self.disk.or(Some(DEFAULT_DISK.min(memory / 2))),
             output: self.output.or(Some(DEFAULT_OUTPUT)),
         }
     }
@@ -140,21 +146,7 @@ pub struct Events {
     pub pids_max_hits: u64,
 }
 
-/// A size for messages: `64 MiB`, `1.5 GiB`, `100 B`.
-fn show_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 {
-        format!("{value} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+use crate::units::show_size;
 
 #[cfg(test)]
 mod tests {
@@ -226,15 +218,8 @@ mod tests {
         .with_defaults();
         assert_eq!(l.memory, Some(64 << 20));
         assert_eq!(l.pids, Some(1024));
-        assert_eq!(l.disk, Some(1 << 30));
+        assert_eq!(l.disk, Some(32 << 20), "half the memory");
         assert_eq!(l.output, Some(1 << 20));
         assert_eq!(l.cpus, None);
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(show_size(64 << 20), "64 MiB");
-        assert_eq!(show_size(1536 << 20), "1.5 GiB");
-        assert_eq!(show_size(100), "100 B");
     }
 }

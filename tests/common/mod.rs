@@ -127,14 +127,6 @@ pub fn exists(p: &Path) -> bool {
 // binary, probed from the outside (processes, mounts, cgroups, run directories).
 // ---------------------------------------------------------------------------------------
 
-/// The labrun binary: `LABRUN_BIN` when set (for a run as another user, who may not be able
-/// to read the target directory), else the one cargo built for these tests.
-pub fn labrun_bin() -> PathBuf {
-    std::env::var_os("LABRUN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_labrun")))
-}
-
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

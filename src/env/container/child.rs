@@ -84,6 +84,9 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
         libc::sigfillset(&mut all);
         libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // A session of its own: Ctrl-C at labrun's terminal goes to labrun's process group,
+        // and labrun decides what the container gets.
+        libc::setsid();
         // Not readable by what runs inside: /proc/1/mem, environ and exe stay closed.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::prctl(libc::PR_SET_NAME, c"labrun-init".as_ptr(), 0, 0, 0);

@@ -144,6 +144,18 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
                         libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
                         send(ctl, wire::DETACHED, 0, 0);
                     }
+                    Some(&wire::DISK_QUERY) => {
+                        let mut st: libc::statvfs = std::mem::zeroed();
+                        let (free, total) = if libc::statvfs(c"/lab".as_ptr(), &mut st) == 0 {
+                            let kib = |blocks: u64| {
+                                (blocks.saturating_mul(st.f_frsize) / 1024).min(i32::MAX as u64)
+                            };
+                            (kib(st.f_bavail) as i32, kib(st.f_blocks) as i32)
+                        } else {
+                            (-1, -1)
+                        };
+                        send(ctl, wire::DISK, free, total);
+                    }
                     Some(&wire::KILL_ALL) => {
                         libc::kill(-1, libc::SIGKILL);
                     }

@@ -201,10 +201,10 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
         limits,
-        disk_path: Some(PathBuf::from(format!(
-            "/proc/{}/root/",
-            container.init_pid()
-        ))),
+        disk_free: Some({
+            let container = container.clone();
+            Box::new(move || container.disk_free())
+        }),
     };
     let mut warnings = warnings;
     warnings.extend(image.notes.iter().cloned());

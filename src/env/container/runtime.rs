@@ -367,6 +367,25 @@ impl Container {
         }
     }
 
+    /// Bytes free on the writable disk, as init sees it (labrun may not read the container's
+    /// root through /proc: init is not dumpable).
+    pub fn disk_free(&self) -> Option<u64> {
+        nix::sys::socket::send(
+            self.control.as_raw_fd(),
+            &[wire::DISK_QUERY],
+            MsgFlags::MSG_NOSIGNAL,
+        )
+        .ok()?;
+        loop {
+            let reply = self.receive().ok()?;
+            match reply.kind {
+                wire::DISK if reply.a >= 0 => return Some(reply.a as u64 * 1024),
+                wire::DISK => return None,
+                other => self.unexpected(other).ok()?,
+            }
+        }
+    }
+
     /// Kills every process in the container but init.
     pub fn kill_all(&self) {
         let _ = nix::sys::socket::send(

@@ -23,6 +23,10 @@ pub const EXITED: u8 = b'X';
 pub const SPAWN: u8 = b'S';
 /// labrun → init: outlive labrun (`--keep`); the run's lock comes along as SCM_RIGHTS.
 pub const DETACH: u8 = b'D';
+/// labrun → init: how full is the writable disk? Answered by DISK.
+pub const DISK_QUERY: u8 = b'F';
+/// init → labrun: the writable disk has `a` KiB free of `b` KiB.
+pub const DISK: u8 = b'f';
 /// labrun → init: kill every process but init.
 pub const KILL_ALL: u8 = b'K';
 
