@@ -39,6 +39,12 @@ pub enum Op {
         target: CString,
         path: CString,
     },
+    /// A character device node (only labrun as root may make one).
+    CharDevice {
+        path: CString,
+        major: u32,
+        minor: u32,
+    },
     SetXattr {
         path: CString,
         name: CString,
@@ -124,6 +130,12 @@ impl Op {
                     }
                     Ok(())
                 }
+                Op::CharDevice { path, major, minor } => {
+                    let dev = libc::makedev(*major, *minor);
+                    check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev))?;
+                    // mknod honours the umask; the nodes are for everyone.
+                    check(libc::chmod(path.as_ptr(), 0o666))
+                }
                 Op::Symlink { target, path } => {
                     let ret = libc::symlink(target.as_ptr(), path.as_ptr());
                     if ret < 0 && Errno::last() != Errno::EEXIST {
@@ -187,6 +199,7 @@ impl Op {
             }
             Op::Mkdir { path, .. } => format!("creating the directory {}", s(path)),
             Op::MkFile { path, .. } => format!("creating the file {}", s(path)),
+            Op::CharDevice { path, .. } => format!("creating the device node {}", s(path)),
             Op::Symlink { path, target } => {
                 format!("creating the link {} -> {}", s(path), s(target))
             }

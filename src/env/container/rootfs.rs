@@ -84,8 +84,15 @@ const READ_ONLY: &[&str] = &[
     "proc/sysrq-trigger",
 ];
 
-/// The device nodes of /dev, bound from the host's.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// The device nodes of /dev, with their numbers.
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 /// Top-level directories that a rootless `host` image makes fresh and empty.
 const ROOTLESS_FRESH: &[(&str, u32)] = &[
@@ -477,15 +484,27 @@ impl RootSpec {
     fn devices(&self, ops: &mut Vec<Op>, merged: &Path) {
         let dev = merged.join("dev");
         ops.push(mkdir(&dev, 0o755));
+        // As root the nodes are made in place (no mount each), so this tmpfs must allow
+        // devices; nothing inside can make one (CAP_MKNOD counts only outside every user
+        // namespace). Rootless, they are the host's, bound, and the tmpfs is nodev.
+        let nodev = if self.rootless { libc::MS_NODEV } else { 0 };
         ops.push(mount(
             "tmpfs",
             &dev,
             Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            libc::MS_NOSUID | libc::MS_NOEXEC | nodev,
             Some("mode=0755,size=64k"),
         ));
-        for name in DEVICES {
+        for (name, major, minor) in DEVICES {
             let node = dev.join(name);
+            if !self.rootless {
+                ops.push(Op::CharDevice {
+                    path: cstring(&node),
+                    major: *major,
+                    minor: *minor,
+                });
+                continue;
+            }
             ops.push(Op::MkFile {
                 path: cstring(&node),
                 mode: 0o666,

@@ -145,8 +145,8 @@ impl Container {
             *container.joining.lock().expect("not poisoned") = Some(joining);
         }
         crate::trace::mark("container cloned");
-        container.wait_setup()?;
-        crate::trace::mark("container root built");
+        // Not waiting for the root to be built: labrun asks for the first shell right away,
+        // and answers the child's second step (`receive`) while it waits for that shell.
         Ok(container)
     }
 
@@ -164,23 +164,16 @@ impl Container {
         Ok(())
     }
 
-    /// Waits until the child has built the root, then gives it the second go-ahead.
-    fn wait_setup(&self) -> io::Result<()> {
-        loop {
-            let reply = self.receive()?;
-            match reply.kind {
-                wire::NEED_MAPS => {
-                    if let Some(maps) = &self.maps {
-                        maps.write(self.init.as_raw())?;
-                    }
-                    self.go()?;
-                    // Nothing more to say to the child.
-                    self.sync.lock().expect("not poisoned").take();
-                    return Ok(());
-                }
-                other => self.unexpected(other)?,
-            }
+    /// The child has built the root: the session's id maps, then the second go-ahead.
+    fn setup_done(&self) -> io::Result<()> {
+        crate::trace::mark("container root built");
+        if let Some(maps) = &self.maps {
+            maps.write(self.init.as_raw())?;
         }
+        self.go()?;
+        // Nothing more to say to the child.
+        self.sync.lock().expect("not poisoned").take();
+        Ok(())
     }
 
     /// Messages that may come at any time.
@@ -196,14 +189,19 @@ impl Container {
     /// The next message from init; exits are filed away as they come, and a failed setup
     /// step is an error whoever is waiting.
     fn receive(&self) -> io::Result<Reply> {
-        let reply = self.receive_any()?;
-        if reply.kind == wire::SETUP_FAILED {
-            return Err(io::Error::other(format!(
-                "building the container failed: {}",
-                child::describe_inside(&self.plan, reply.a as usize, reply.b)
-            )));
+        loop {
+            let reply = self.receive_any()?;
+            match reply.kind {
+                wire::SETUP_FAILED => {
+                    return Err(io::Error::other(format!(
+                        "building the container failed: {}",
+                        child::describe_inside(&self.plan, reply.a as usize, reply.b)
+                    )));
+                }
+                wire::NEED_MAPS => self.setup_done()?,
+                _ => return Ok(reply),
+            }
         }
-        Ok(reply)
     }
 
     fn receive_any(&self) -> io::Result<Reply> {

@@ -115,7 +115,11 @@ impl RunCgroup {
                     Err(why) => unenforced.push(Unenforced { limit, why }),
                 }
             }
-            cg.make(&base.dir, Version::V2, enabled, limits, &mut unenforced);
+            // On a hybrid host whose v2 hierarchy holds none of the controllers, a v2 directory
+            // would cost a migration (a grace period, at times) and buy nothing.
+            if !enabled.is_empty() {
+                cg.make(&base.dir, Version::V2, enabled, limits, &mut unenforced);
+            }
         }
         for (i, base) in found.v1.iter().enumerate() {
             let here: Vec<&'static str> = on_v1
