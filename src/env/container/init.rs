@@ -277,16 +277,65 @@ unsafe fn spawn(msg: &[u8], rights: [RawFd; 2], hardening: &Hardening) -> Result
     if argc == 0 {
         return Err(Errno::EINVAL);
     }
-    // SAFETY: a fork-like clone; the child only makes system calls and then executes.
+    let args = ShellArgs {
+        control,
+        status,
+        cwd,
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        privileged,
+        hardening,
+    };
+    // The shell's process shares init's memory until it executes, and init waits for that
+    // (vfork): no copy of init's page tables, which are labrun's. It runs on a stack of its
+    // own and writes nothing but that stack.
+    let mut stack = [0u8; SHELL_STACK];
+    // SAFETY: `stack` and `args` outlive the child's use of them (init is suspended until
+    // the child executes or exits); `start_shell` only makes system calls.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(SHELL_STACK) as *mut libc::c_void;
+        libc::clone(
+            start_shell,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const ShellArgs as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    Ok(pid)
+}
+
+/// Stack of the shell's process until it executes.
+const SHELL_STACK: usize = 64 * 1024;
+
+/// What the shell's process needs, on init's stack.
+struct ShellArgs<'a> {
+    control: RawFd,
+    status: RawFd,
+    cwd: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    privileged: bool,
+    hardening: &'a Hardening,
+}
+
+/// The shell's process, from clone to execve.
+extern "C" fn start_shell(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ShellArgs` init passed, alive while init waits for us.
     unsafe {
-        let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0);
-        if pid < 0 {
-            return Err(Errno::last());
-        }
-        if pid > 0 {
-            return Ok(pid as i32);
-        }
-        // The shell's process.
+        let ShellArgs {
+            control,
+            status,
+            cwd,
+            argv,
+            envp,
+            privileged,
+            hardening,
+        } = &*(arg as *const ShellArgs);
+        let (control, status, cwd, argv, envp, privileged) =
+            (*control, *status, *cwd, *argv, *envp, *privileged);
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         for sig in 1..libc::SIGRTMAX() {
@@ -307,7 +356,7 @@ unsafe fn spawn(msg: &[u8], rights: [RawFd; 2], hardening: &Hardening) -> Result
         if hardening.apply(privileged).is_err() {
             libc::_exit(126);
         }
-        libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+        libc::execve(*argv, argv, envp);
         libc::_exit(127)
     }
 }
