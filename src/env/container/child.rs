@@ -34,6 +34,28 @@ pub struct ChildPlan {
     pub hardening: Hardening,
     /// Where the root is assembled on this machine, to show paths as the lab will see them.
     pub merged: String,
+    /// The run's `cgroup.procs` files: the child writes itself into each, first thing. A
+    /// process that moves itself is quick; moving another one can wait for an RCU grace
+    /// period (milliseconds on a busy machine).
+    pub cgroup_procs: Vec<std::ffi::CString>,
+}
+
+/// Step numbers past the ops that name a cgroup the child could not join.
+const JOIN_STEP: usize = 1000;
+
+/// Writes this process into a cgroup. Async-signal-safe.
+fn join_cgroup(procs: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: open, write and close on a path the plan owns and a stack buffer.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+        let err = Errno::last();
+        libc::close(fd);
+        if ok { Ok(()) } else { Err(err) }
+    }
 }
 
 fn send(fd: RawFd, reply: Reply) {
@@ -95,6 +117,11 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
         if !wait_go(plan.sync) {
             libc::_exit(1);
         }
+        for (i, procs) in plan.cgroup_procs.iter().enumerate() {
+            if let Err(e) = join_cgroup(procs) {
+                fail(control, steps + JOIN_STEP + i, e);
+            }
+        }
         if libc::unshare(plan.unshare) < 0 {
             fail(control, steps, Errno::last());
         }
@@ -106,8 +133,7 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
         if plan.session_userns && libc::unshare(libc::CLONE_NEWUSER) < 0 {
             fail(control, steps + 1, Errno::last());
         }
-        // labrun writes the session's id maps and finishes putting us into the run's cgroups
-        // (slow on some kernels: it ran while we built the root) before the second go-ahead.
+        // labrun writes the session's id maps before the second go-ahead.
         send(
             control,
             Reply {
@@ -181,6 +207,16 @@ pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
 
 /// A failure message with the assembly directory's paths shown as paths inside the lab.
 pub fn describe_inside(plan: &ChildPlan, step: usize, errno: i32) -> String {
+    if let Some(procs) = step
+        .checked_sub(plan.ops.len() + JOIN_STEP)
+        .and_then(|i| plan.cgroup_procs.get(i))
+    {
+        return format!(
+            "joining the run's cgroup {}: {}",
+            procs.to_string_lossy(),
+            Errno::from_raw(errno).desc()
+        );
+    }
     let text = describe_failure(&plan.ops, step, errno);
     if plan.merged.is_empty() {
         return text;

@@ -186,6 +186,11 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
+        cgroup_procs: cgroup
+            .iter()
+            .flat_map(|c| c.procs_files())
+            .map(ops::cstring)
+            .collect(),
     };
     crate::trace::mark("root planned");
     let maps = rootless.then(|| {
@@ -197,7 +202,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .unwrap_or_default();
         IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
     });
-    let container = Arc::new(Container::start(plan, maps, true, cgroup.clone())?);
+    let container = Arc::new(Container::start(plan, maps, true)?);
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
         limits,

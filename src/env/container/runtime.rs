@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::socket::{
@@ -21,7 +21,6 @@ use nix::unistd::Pid;
 use super::child::{self, ChildPlan};
 use super::userns::IdMaps;
 use super::wire::{self, Reply};
-use crate::limits::RunCgroup;
 
 /// How long labrun waits for init to answer before calling the container hung.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,9 +36,6 @@ pub struct Container {
     exits: Mutex<HashMap<i32, i32>>,
     /// To describe a failed setup step.
     plan: ChildPlan,
-    cgroup: Option<Arc<RunCgroup>>,
-    /// init joining the run's cgroups, until it is done.
-    joining: Mutex<Option<std::thread::JoinHandle<io::Result<()>>>>,
 }
 
 impl std::fmt::Debug for Container {
@@ -67,13 +63,11 @@ fn argv_area() -> Option<(usize, usize)> {
 impl Container {
     /// Clones the container's first process and lets it build the root. `userns` is the
     /// rootless case: the first process is created in a user namespace mapped by `maps`.
-    /// `cgroup` is the run's: init joins it while it builds the root, and each shell joins it
-    /// before labrun sends it anything (see `spawn`).
+    /// The child joins the run's cgroups itself (`ChildPlan::cgroup_procs`).
     pub fn start(
         mut plan: ChildPlan,
         rootless: Option<IdMaps>,
         pid_ns: bool,
-        cgroup: Option<Arc<RunCgroup>>,
     ) -> io::Result<Container> {
         let (ours, theirs) = socketpair(
             nix::sys::socket::AddressFamily::Unix,
@@ -126,8 +120,6 @@ impl Container {
             },
             exits: Mutex::new(HashMap::new()),
             plan,
-            cgroup,
-            joining: Mutex::new(None),
         };
         if let Some(maps) = &rootless {
             maps.write(pid)?;
@@ -137,13 +129,6 @@ impl Container {
         // second go-ahead. Init's READY is not awaited here: the first request for a shell
         // follows right away and init answers it once it is ready.
         container.go()?;
-        if let Some(cg) = &container.cgroup {
-            // On its own thread: a cgroup v1 migration can wait for an RCU grace period, and
-            // nothing needs it done before the first shell is about to get a command.
-            let cg = cg.clone();
-            let joining = std::thread::spawn(move || cg.add(pid));
-            *container.joining.lock().expect("not poisoned") = Some(joining);
-        }
         crate::trace::mark("container cloned");
         // Not waiting for the root to be built: labrun asks for the first shell right away,
         // and answers the child's second step (`receive`) while it waits for that shell.
@@ -287,8 +272,6 @@ impl Container {
                         io::Error::other("the container's shell ended before it started")
                     })?;
                     crate::trace::mark("shell spawned");
-                    self.join_cgroup(host)?;
-                    crate::trace::mark("shell in the run's cgroups");
                     return Ok((reply.a, host));
                 }
                 wire::SPAWNED => {
@@ -301,20 +284,6 @@ impl Container {
                 other => self.unexpected(other)?,
             }
         }
-    }
-
-    /// Puts a new shell into the run's cgroups, once init is in them: the shell may have been
-    /// forked before init's migration finished, and it runs nothing of the lab's before this.
-    fn join_cgroup(&self, shell: u32) -> io::Result<()> {
-        let Some(cg) = &self.cgroup else {
-            return Ok(());
-        };
-        if let Some(joining) = self.joining.lock().expect("not poisoned").take() {
-            joining
-                .join()
-                .map_err(|_| io::Error::other("joining the run's cgroups panicked"))??;
-        }
-        cg.add(shell as i32)
     }
 
     /// The pid on this machine of init's child `ns_pid`.
