@@ -9,15 +9,15 @@ cargo_bin_on_path
 
 # busybox-static: the busybox image of the container backend (and its tests)
 # hyperfine:      the benchmarks
-# bubblewrap, runc, crun, podman, uidmap: the peers of bench/container.sh
 # libxml2-utils:  xmllint, to validate report files in tests
 # procps:         ps/pgrep, to check that no process outlives a run
 # gcc, libc6-dev: the linker Rust needs
 # python3:        the book's small mdbook preprocessor (book/fences.py)
 # uidmap:         newuidmap/newgidmap, so rootless containers map subordinate ids
 # util-linux:     nsenter, unshare (tests of --keep)
-apt_install_missing busybox-static hyperfine bubblewrap runc crun podman uidmap util-linux \
-    libxml2-utils procps gcc libc6-dev python3
+# (bench/container.sh installs the container runtimes it compares labrun with.)
+apt_install_missing busybox-static hyperfine uidmap util-linux libxml2-utils procps gcc \
+    libc6-dev python3
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
