@@ -8,7 +8,7 @@
 #
 #   bench/container.sh                  # 5 warm-up runs, then 50 measured runs of each row
 #   BENCH_RUNS=200 bench/container.sh   # more runs
-#   BENCH_PHASES=0 bench/container.sh   # skip the perf trace breakdown of labrun's start
+#   BENCH_PHASES=0 bench/container.sh   # skip the LABRUN_TRACE breakdown of labrun's start
 #
 # runc, crun and podman need root; run as root (the book's numbers are).
 set -euo pipefail
@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 cargo_bin_on_path
 
-apt_install_missing hyperfine bubblewrap runc crun podman uidmap linux-perf python3
+apt_install_missing hyperfine bubblewrap runc crun podman uidmap python3
 
 step "cargo build --release"
 cargo build --release
@@ -189,7 +189,7 @@ hyperfine -N -i --warmup 5 --runs "$runs" --export-json "$results" "${args[@]}"
 
 phases=$out/container-phases.md
 if [ "${BENCH_PHASES:-1}" != 0 ] && $labrun_ok && $is_root; then
-    step "where labrun's start goes (perf trace, ${BENCH_PHASE_RUNS:-30} runs)"
+    step "where labrun's start goes (LABRUN_TRACE=1, ${BENCH_PHASE_RUNS:-30} runs)"
     python3 bench/container/phases.py "$labrun" "$notebook" "${BENCH_PHASE_RUNS:-30}" "$phases"
 fi
 
