@@ -16,6 +16,8 @@ use labrun::outcome::{CommandRun, ExitStatus, ShellEvent};
 struct Lab {
     /// The session's shell is bash (else a POSIX shell such as busybox ash).
     bash: bool,
+    backend: BackendKind,
+    image: Option<String>,
     _env: env::Environment,
     session: ShellSession,
     rt: tokio::runtime::Runtime,
@@ -46,6 +48,8 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
         .expect("shell starts");
     Lab {
         bash: built.launch.dialect() == labrun::exec::dialect::Dialect::Bash,
+        backend,
+        image: image.map(str::to_string),
         _env: built,
         session,
         rt,
@@ -53,6 +57,11 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
 }
 
 impl Lab {
+    /// Another environment of the same backend and image: a new run.
+    fn fresh(&self) -> Lab {
+        lab(self.backend, self.image.as_deref())
+    }
+
     fn run_with(&mut self, script: &str, timeout: Duration, split: bool) -> CommandRun {
         let env = BTreeMap::new();
         let opts = RunOptions {
@@ -261,6 +270,47 @@ fn output_is_capped(mut lab: Lab) {
     assert_eq!(r.truncated, 99000);
 }
 
+fn each_run_starts_fresh(mut lab: Lab) {
+    lab.run("echo kept > fresh-marker; export FRESH=1; f() { :; }");
+    assert_eq!(lab.out("cat fresh-marker; echo $FRESH"), "kept\n1\n");
+    let mut other = lab.fresh();
+    assert_eq!(
+        other.out(
+            "test -e fresh-marker || echo none; echo \"[${FRESH-}]\"; f 2>/dev/null || echo no-f"
+        ),
+        "none\n[]\nno-f\n"
+    );
+}
+
+fn nothing_of_a_run_outlives_it(mut lab: Lab) {
+    let secs = 300_000 + std::process::id() % 100_000;
+    lab.run(&format!("sleep {secs} & sleep {secs} & echo started"));
+    let pattern = format!("sleep\0{secs}");
+    let alive = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| c.windows(pattern.len()).any(|w| w == pattern.as_bytes()))
+            .count()
+    };
+    for _ in 0..100 {
+        if alive() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(alive(), 2, "the background jobs run while the session does");
+    drop(lab);
+    for _ in 0..100 {
+        if alive() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(alive(), 0, "nothing survives the run");
+}
+
 fn exit_keeps_the_directory_the_cell_moved_to(mut lab: Lab) {
     lab.run("mkdir -p a/b && cd a");
     let r = lab.run("cd b; exit 2");
@@ -341,6 +391,8 @@ macro_rules! all_cases {
                 error_messages_do_not_name_labrun_files,
                 output_is_capped,
                 exit_keeps_the_directory_the_cell_moved_to,
+                each_run_starts_fresh,
+                nothing_of_a_run_outlives_it,
                 a_batch_reports_each_step_and_survives_exit_and_timeouts_midway,
             ]
         );
