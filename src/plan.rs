@@ -304,6 +304,9 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
             host_network: settings.network.as_deref() == Some("host"),
             limits: settings.limits.clone(),
             setup: settings.setup.clone(),
+            privileged: cells
+                .iter()
+                .any(|c| notebook.cells[c.index].attrs.privileged),
             hidden: vec![notebook_dir.clone(), golden_dir_root.clone()],
         },
         total_timeout: settings.total_timeout,

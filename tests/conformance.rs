@@ -36,6 +36,7 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
         host_network: false,
         limits: BTreeMap::new(),
         setup: vec![],
+        privileged: false,
         hidden: vec![],
     };
     let built = env::build(&spec).unwrap_or_else(|e| panic!("{} environment: {e}", backend.name()));

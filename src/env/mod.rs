@@ -35,6 +35,8 @@ pub struct EnvSpec {
     pub host_network: bool,
     /// `limits:` as written.
     pub limits: BTreeMap<String, String>,
+    /// Whether some cell is `privileged: true`.
+    pub privileged: bool,
     /// `setup:` steps (each a future cached image layer).
     pub setup: Vec<String>,
     /// Host paths the environment must not show: the notebook's directory and its expected

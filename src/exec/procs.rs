@@ -143,7 +143,8 @@ mod tests {
             "expected the sleeps under bash"
         );
         kill_descendants(pid, Duration::from_secs(5));
-        assert!(descendants(pid).is_empty());
+        // Dead: at most zombies their parent has not reaped yet.
+        assert!(descendants(pid).into_iter().all(is_zombie));
         let _ = child.kill();
         let _ = child.wait();
     }

@@ -27,7 +27,8 @@ pub struct ChildPlan {
     /// namespace comes once it is in the run's cgroups.
     pub unshare: libc::c_int,
     pub ops: Vec<Op>,
-    /// Enter a user namespace after the root is built (labrun runs as root).
+    /// Enter a user namespace after the root is built (labrun runs as root and the notebook
+    /// has privileged cells, whose capabilities must count only there).
     pub session_userns: bool,
     /// labrun's command line in memory, overwritten so /proc/1/cmdline does not show it.
     pub argv_area: Option<(usize, usize)>,
@@ -130,20 +131,22 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
                 fail(control, i, e);
             }
         }
-        if plan.session_userns && libc::unshare(libc::CLONE_NEWUSER) < 0 {
-            fail(control, steps + 1, Errno::last());
-        }
-        // labrun writes the session's id maps before the second go-ahead.
-        send(
-            control,
-            Reply {
-                kind: wire::NEED_MAPS,
-                a: 0,
-                b: 0,
-            },
-        );
-        if !wait_go(plan.sync) {
-            libc::_exit(1);
+        if plan.session_userns {
+            if libc::unshare(libc::CLONE_NEWUSER) < 0 {
+                fail(control, steps + 1, Errno::last());
+            }
+            // labrun writes the session's id maps before the second go-ahead.
+            send(
+                control,
+                Reply {
+                    kind: wire::NEED_MAPS,
+                    a: 0,
+                    b: 0,
+                },
+            );
+            if !wait_go(plan.sync) {
+                libc::_exit(1);
+            }
         }
         // The cgroup namespace only now, rooted at the run's cgroup. With a session user
         // namespace, a mount namespace it owns: privileged cells can mount in it, and every

@@ -138,6 +138,11 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         ))
     })?;
     let rootless = !nix::unistd::geteuid().is_root();
+    // As root, the container's processes live in a user namespace of the run's own only when
+    // the notebook has privileged cells: that is what bounds their capabilities. Ordinary cells
+    // hold Docker's default set either way, and the namespace costs a round trip and a second
+    // copy of the mount table.
+    let session_userns = !rootless && spec.privileged;
     let limits = Limits::from_map(&spec.limits)
         .map_err(EnvError::Other)?
         .with_defaults();
@@ -172,6 +177,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         disk: limits.disk.unwrap_or(crate::limits::DEFAULT_DISK),
         rootless,
         host_network: spec.host_network,
+        mknod_devices: session_userns,
     };
     let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if !spec.host_network {
@@ -182,7 +188,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         control: -1,
         unshare,
         ops: root.ops(),
-        session_userns: !rootless,
+        session_userns,
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
@@ -234,14 +240,19 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             privileged: false,
         }),
     };
-    let mut privileged_launch = launch.clone();
-    privileged_launch.starter = Arc::new(ContainerStarter {
-        container: container.clone(),
-        privileged: true,
+    // Without a user namespace of its own (labrun as root, no privileged cell planned), a
+    // privileged shell would hold the machine's capabilities: there is none to start.
+    let privileged_launch = (rootless || session_userns).then(|| {
+        let mut privileged = launch.clone();
+        privileged.starter = Arc::new(ContainerStarter {
+            container: container.clone(),
+            privileged: true,
+        });
+        privileged
     });
     Ok(Environment {
         launch,
-        privileged_launch: Some(privileged_launch),
+        privileged_launch,
         warnings,
         watch: Some(watch),
         workdir_host: PathBuf::new(),

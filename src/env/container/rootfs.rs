@@ -55,6 +55,10 @@ pub struct RootSpec {
     pub rootless: bool,
     /// Leave the network namespace out (`network: host`).
     pub host_network: bool,
+    /// Make /dev's nodes with mknod on a tmpfs that allows devices. Only when every process
+    /// of the container will live in a user namespace (where CAP_MKNOD makes no device): in
+    /// the machine's own, a lab's root could make one.
+    pub mknod_devices: bool,
 }
 
 /// Where labrun's control directory appears inside the container.
@@ -484,10 +488,14 @@ impl RootSpec {
     fn devices(&self, ops: &mut Vec<Op>, merged: &Path) {
         let dev = merged.join("dev");
         ops.push(mkdir(&dev, 0o755));
-        // As root the nodes are made in place (no mount each), so this tmpfs must allow
-        // devices; nothing inside can make one (CAP_MKNOD counts only outside every user
-        // namespace). Rootless, they are the host's, bound, and the tmpfs is nodev.
-        let nodev = if self.rootless { libc::MS_NODEV } else { 0 };
+        // With `mknod_devices` the nodes are made in place (no mount each), so this tmpfs must
+        // allow devices; nothing inside can make one (CAP_MKNOD counts only outside every user
+        // namespace). Otherwise they are the host's, bound, and the tmpfs is nodev.
+        let nodev = if self.mknod_devices {
+            0
+        } else {
+            libc::MS_NODEV
+        };
         ops.push(mount(
             "tmpfs",
             &dev,
@@ -497,7 +505,7 @@ impl RootSpec {
         ));
         for (name, major, minor) in DEVICES {
             let node = dev.join(name);
-            if !self.rootless {
+            if self.mknod_devices {
                 ops.push(Op::CharDevice {
                     path: cstring(&node),
                     major: *major,
@@ -621,6 +629,7 @@ mod tests {
             disk: 1 << 30,
             rootless,
             host_network: false,
+            mknod_devices: false,
         }
     }
 
