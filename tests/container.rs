@@ -182,6 +182,10 @@ fn the_host_image_hides_each_secret_path() {
         fs::create_dir_all(d).unwrap();
         fs::write(format!("{d}/{tag}"), "secret").unwrap();
     }
+    // A host key of this machine, as sshd would have one.
+    fs::create_dir_all("/etc/ssh").unwrap();
+    let key = format!("/etc/ssh/{tag}_key");
+    fs::write(&key, "PRIVATE KEY").unwrap();
     let lab = Lab::new();
     lab.write("fixture.txt", "notebook material\n");
     lab.write("expected-output/other/cell-1.out", "golden\n");
@@ -206,6 +210,7 @@ fn the_host_image_hides_each_secret_path() {
     for d in &dirs {
         let _ = fs::remove_file(format!("{d}/{tag}"));
     }
+    let _ = fs::remove_file(&key);
     let _ = fs::remove_dir_all(&cache);
     ran.status(0);
 }
