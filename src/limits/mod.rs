@@ -15,8 +15,8 @@
 //! let limits = Limits::from_map(&settings.limits)?.with_defaults();
 //! let (cgroup, unenforced) = RunCgroup::create(run_token, &limits);   // after the run dir is locked
 //! let (rlimits, unenforced) = RlimitPlan::fallback(&limits, unenforced, uid_is_private);
-//! // clone the container's init (clone3 CLONE_INTO_CGROUP with cgroup.v2_dir_fd(), or plain);
-//! // in the child: rlimits.apply()  (async-signal-safe);  in the parent: cgroup.add(pid)
+//! // clone the container's init; it writes itself into each of cgroup.procs_files() first;
+//! // in the shells: rlimits.apply()  (async-signal-safe)
 //! // after a cell: cgroup.events()  → "out of memory (limit 64 MiB)", "pids limit reached"
 //! // at the end: drop(cgroup)  (kills what is left and removes the directories)
 //! ```

@@ -156,9 +156,6 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
                         };
                         send(ctl, wire::DISK, free, total);
                     }
-                    Some(&wire::KILL_ALL) => {
-                        libc::kill(-1, libc::SIGKILL);
-                    }
                     _ => {
                         for fd in rights {
                             if fd >= 0 {

@@ -208,7 +208,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .unwrap_or_default();
         IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
     });
-    let container = Arc::new(Container::start(plan, maps, true)?);
+    let container = Arc::new(Container::start(plan, maps)?);
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
         limits,

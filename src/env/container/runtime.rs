@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -61,14 +61,11 @@ fn argv_area() -> Option<(usize, usize)> {
 }
 
 impl Container {
-    /// Clones the container's first process and lets it build the root. `userns` is the
-    /// rootless case: the first process is created in a user namespace mapped by `maps`.
-    /// The child joins the run's cgroups itself (`ChildPlan::cgroup_procs`).
-    pub fn start(
-        mut plan: ChildPlan,
-        rootless: Option<IdMaps>,
-        pid_ns: bool,
-    ) -> io::Result<Container> {
+    /// Clones the container's first process, PID 1 of a new PID namespace, and lets it build
+    /// the root. `rootless` has the maps of the user namespace the first process is created
+    /// in when labrun is not root. The child joins the run's cgroups itself
+    /// (`ChildPlan::cgroup_procs`).
+    pub fn start(mut plan: ChildPlan, rootless: Option<IdMaps>) -> io::Result<Container> {
         let (ours, theirs) = socketpair(
             nix::sys::socket::AddressFamily::Unix,
             SockType::SeqPacket,
@@ -80,10 +77,7 @@ impl Container {
         plan.sync = sync_read.as_raw_fd();
         plan.control = theirs.as_raw_fd();
         plan.argv_area = argv_area();
-        let mut flags = libc::SIGCHLD as libc::c_ulong;
-        if pid_ns {
-            flags |= libc::CLONE_NEWPID as libc::c_ulong;
-        }
+        let mut flags = (libc::SIGCHLD | libc::CLONE_NEWPID) as libc::c_ulong;
         if rootless.is_some() {
             flags |= libc::CLONE_NEWUSER as libc::c_ulong;
         }
@@ -351,20 +345,6 @@ impl Container {
                 other => self.unexpected(other).ok()?,
             }
         }
-    }
-
-    /// Kills every process in the container but init.
-    pub fn kill_all(&self) {
-        let _ = nix::sys::socket::send(
-            self.control.as_raw_fd(),
-            &[wire::KILL_ALL],
-            MsgFlags::MSG_NOSIGNAL,
-        );
-    }
-
-    /// The descriptor of labrun's end of the socket (for tests of descriptor leaks).
-    pub fn control_fd(&self) -> RawFd {
-        self.control.as_raw_fd()
     }
 }
 

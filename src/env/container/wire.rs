@@ -27,8 +27,6 @@ pub const DETACH: u8 = b'D';
 pub const DISK_QUERY: u8 = b'F';
 /// init → labrun: the writable disk has `a` KiB free of `b` KiB.
 pub const DISK: u8 = b'f';
-/// labrun → init: kill every process but init.
-pub const KILL_ALL: u8 = b'K';
 
 /// Flag of SPAWN: the shell gets every capability (of the container's user namespace).
 pub const PRIVILEGED: u8 = 1;

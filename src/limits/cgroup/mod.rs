@@ -27,8 +27,6 @@ mod v2;
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -236,27 +234,6 @@ impl RunCgroup {
         self.dirs
             .iter()
             .map(|d| d.path.join("cgroup.procs"))
-            .collect()
-    }
-
-    /// The v2 directory, opened for `clone3` with `CLONE_INTO_CGROUP`; `None` without one.
-    /// The v1 directories still need [`RunCgroup::add`] (harmless for the v2 one).
-    pub fn v2_dir_fd(&self) -> io::Result<Option<OwnedFd>> {
-        let Some(d) = self.dirs.iter().find(|d| d.version == Version::V2) else {
-            return Ok(None);
-        };
-        let f = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY)
-            .open(&d.path)?;
-        Ok(Some(OwnedFd::from(f)))
-    }
-
-    /// Limits actually written into a cgroup (`memory`, `pids`, `cpus`).
-    pub fn enforced(&self) -> Vec<&'static str> {
-        self.dirs
-            .iter()
-            .flat_map(|d| d.limits.iter().copied())
             .collect()
     }
 
