@@ -194,7 +194,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
         cgroup_procs: cgroup
             .iter()
-            .flat_map(|c| c.procs_files())
+            .flat_map(|c| c.v1_join_files())
             .map(ops::cstring)
             .collect(),
     };
@@ -208,7 +208,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .unwrap_or_default();
         IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
     });
-    let container = Arc::new(Container::start(plan, maps)?);
+    let container = Arc::new(Container::start(plan, maps, cgroup.as_ref().and_then(|c| c.v2_dir()))?);
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
         limits,

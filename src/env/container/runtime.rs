@@ -48,6 +48,47 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
+/// `CLONE_INTO_CGROUP` of clone3(2).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), up to `cgroup`.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A fork-like clone3 into the cgroup `cgroup_fd`. Returns the pid (0 in the child), or -1.
+///
+/// # Safety
+/// As for fork: the child must only make system calls until it executes or exits.
+unsafe fn clone3(flags: u64, cgroup_fd: i32) -> libc::c_long {
+    let args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size given; no stack means fork-like.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    }
+}
+
 /// Where labrun's own command line lies in memory (to blank it in init's copy).
 fn argv_area() -> Option<(usize, usize)> {
     let stat = fs::read_to_string("/proc/self/stat").ok()?;
@@ -65,7 +106,11 @@ impl Container {
     /// the root. `rootless` has the maps of the user namespace the first process is created
     /// in when labrun is not root. The child joins the run's cgroups itself
     /// (`ChildPlan::cgroup_procs`).
-    pub fn start(mut plan: ChildPlan, rootless: Option<IdMaps>) -> io::Result<Container> {
+    pub fn start(
+        mut plan: ChildPlan,
+        rootless: Option<IdMaps>,
+        into_cgroup: Option<&std::path::Path>,
+    ) -> io::Result<Container> {
         let (ours, theirs) = socketpair(
             nix::sys::socket::AddressFamily::Unix,
             SockType::SeqPacket,
@@ -77,13 +122,32 @@ impl Container {
         plan.sync = sync_read.as_raw_fd();
         plan.control = theirs.as_raw_fd();
         plan.argv_area = argv_area();
-        let mut flags = (libc::SIGCHLD | libc::CLONE_NEWPID) as libc::c_ulong;
+        let mut flags = libc::CLONE_NEWPID as u64;
         if rootless.is_some() {
-            flags |= libc::CLONE_NEWUSER as libc::c_ulong;
+            flags |= libc::CLONE_NEWUSER as u64;
         }
-        // SAFETY: a fork-like clone (no shared memory, no new stack). The child runs only
-        // `child::main`, which makes system calls on the prepared plan and never returns.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+        // Born in the run's v2 cgroup where there is one, else an ordinary clone; the child
+        // then joins the rest itself (see `ChildPlan::cgroup_procs`).
+        let v2 = into_cgroup.and_then(|dir| fs::File::open(dir).ok());
+        let mut pid = -1;
+        if let Some(dir) = &v2 {
+            // SAFETY: as below; clone3 with no stack is fork-like too.
+            pid = unsafe { clone3(flags | CLONE_INTO_CGROUP, dir.as_raw_fd()) };
+            if pid < 0 {
+                // An older kernel (no clone3 or no CLONE_INTO_CGROUP): join it like the others.
+                if let Some(dir) = into_cgroup {
+                    plan.cgroup_procs
+                        .push(super::ops::cstring(dir.join("cgroup.procs")));
+                }
+            }
+        }
+        if pid < 0 {
+            // SAFETY: a fork-like clone (no shared memory, no new stack). The child runs only
+            // `child::main`, which makes system calls on the prepared plan and never returns.
+            pid = unsafe {
+                libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0)
+            };
+        }
         if pid < 0 {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(

@@ -228,13 +228,32 @@ impl RunCgroup {
         Ok(())
     }
 
-    /// Every `cgroup.procs` to write a pid into (the v2 one first), for a runtime that moves
-    /// its child itself (a process may write `0` to move itself).
+    /// Every `cgroup.procs` to write a pid into (the v2 one first).
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs
             .iter()
             .map(|d| d.path.join("cgroup.procs"))
             .collect()
+    }
+
+    /// The files a single-threaded process writes `0` into to join the v1 cgroups itself:
+    /// `tasks`, which moves one thread and so skips the kernel's cgroup-wide threadgroup lock
+    /// (taking it waits for an RCU grace period, milliseconds on a busy machine), where
+    /// `cgroup.procs` takes it.
+    pub fn v1_join_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|d| d.version == Version::V1)
+            .map(|d| d.path.join("tasks"))
+            .collect()
+    }
+
+    /// The v2 cgroup, to be born in (`clone3` with `CLONE_INTO_CGROUP`): no migration at all.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|d| d.version == Version::V2)
+            .map(|d| d.path.as_path())
     }
 
     /// What the kernel counted since the cgroups were made.
