@@ -208,7 +208,11 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .unwrap_or_default();
         IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
     });
-    let container = Arc::new(Container::start(plan, maps, cgroup.as_ref().and_then(|c| c.v2_dir()))?);
+    let container = Arc::new(Container::start(
+        plan,
+        maps,
+        cgroup.as_ref().and_then(|c| c.v2_dir()),
+    )?);
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
         limits,

@@ -144,9 +144,8 @@ impl Container {
         if pid < 0 {
             // SAFETY: a fork-like clone (no shared memory, no new stack). The child runs only
             // `child::main`, which makes system calls on the prepared plan and never returns.
-            pid = unsafe {
-                libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0)
-            };
+            pid =
+                unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0) };
         }
         if pid < 0 {
             let e = io::Error::last_os_error();
