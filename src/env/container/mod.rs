@@ -92,14 +92,14 @@ fn image_error(e: ImageError) -> EnvError {
     EnvError::Other(e.to_string())
 }
 
-pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
-    if !spec.setup.is_empty() {
-        return Err(EnvError::Other(
-            "setup: steps need labrun's image layer, which is not in this release; \
-             run them as the notebook's first cells for now"
-                .into(),
-        ));
-    }
+/// The image's layers, what the root is built from, and the shell's path inside.
+struct Resolved {
+    image: image::Image,
+    source: RootSource,
+    shell: String,
+}
+
+fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
     let image_text = spec.image.as_deref().unwrap_or("host");
     let image_ref = ImageRef::parse(image_text, &spec.notebook_dir).map_err(image_error)?;
     let cache = match image_ref {
@@ -137,6 +137,38 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             image_ref.display()
         ))
     })?;
+    Ok(Resolved {
+        image,
+        source,
+        shell,
+    })
+}
+
+/// The maps of a rootless container's user namespace: the caller as root, and its
+/// subordinate ids where the system gives it some.
+fn caller_maps() -> IdMaps {
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
+}
+
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    if !spec.setup.is_empty() {
+        return Err(EnvError::Other(
+            "setup: steps need labrun's image layer, which is not in this release; \
+             run them as the notebook's first cells for now"
+                .into(),
+        ));
+    }
+    let Resolved {
+        image,
+        source,
+        shell,
+    } = resolve(spec)?;
     let rootless = !nix::unistd::geteuid().is_root();
     // As root, the container's processes live in a user namespace of the run's own only when
     // the notebook has privileged cells: that is what bounds their capabilities. Ordinary cells
@@ -199,15 +231,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             .collect(),
     };
     crate::trace::mark("root planned");
-    let maps = rootless.then(|| {
-        let uid = nix::unistd::getuid();
-        let user = nix::unistd::User::from_uid(uid)
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_default();
-        IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
-    });
+    let maps = rootless.then(caller_maps);
     let container = Arc::new(Container::start(
         plan,
         maps,
