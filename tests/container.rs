@@ -264,3 +264,17 @@ fn init_reaps_orphans_and_forwards_signals() {
     nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL).unwrap();
     assert_eq!(left, 0, "init passed SIGTERM on to it");
 }
+
+/// After pivot_root, nothing of this machine's mount tree is in reach: not in the mount
+/// table, not through `..` from anywhere, in the first cell as in later ones.
+#[test]
+fn the_old_root_is_out_of_reach() {
+    let lab = Lab::new();
+    let probe = "grep -c -e ' /sys/fs/cgroup' -e ' /dev/shm/labrun' /proc/self/mountinfo; \
+                 [ \"$(stat -c %d:%i /)\" = \"$(cd /usr/.. && stat -c %d:%i .)\" ] && echo same-root";
+    lab.write(
+        "nb.md",
+        &format!("# R\n\n```console\n$ {probe}\n0\nsame-root\n$ exec bash\n$ {probe}\n0\nsame-root\n```\n"),
+    );
+    lab.run(&["nb.md"]).status(0);
+}

@@ -30,6 +30,9 @@ pub struct ChildPlan {
     /// Enter a user namespace after the root is built (labrun runs as root and the notebook
     /// has privileged cells, whose capabilities must count only there).
     pub session_userns: bool,
+    /// The old root is still stacked on `/` (see `Op::PivotRoot`): init detaches it when it
+    /// starts the first shell.
+    pub detach_old_root: bool,
     /// labrun's command line in memory, overwritten so /proc/1/cmdline does not show it.
     pub argv_area: Option<(usize, usize)>,
     pub hardening: Hardening,
@@ -189,7 +192,7 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
                 b: 0,
             },
         );
-        init::run(ctl, &plan.hardening)
+        init::run(ctl, &plan.hardening, plan.detach_old_root)
     }
 }
 

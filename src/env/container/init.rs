@@ -52,7 +52,7 @@ impl Shells {
 ///
 /// # Safety
 /// Must run in the container's first process, with `ctl` its socket to labrun.
-pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
+pub unsafe fn run(ctl: RawFd, hardening: &Hardening, mut detach_old_root: bool) -> ! {
     // SAFETY (whole function): system calls on our own descriptors and stack buffers.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -125,6 +125,18 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening) -> ! {
                 match msg.first() {
                     Some(&wire::SPAWN) => {
                         let pid = spawn(msg, rights, hardening);
+                        // The old root goes while the first shell starts, and before labrun
+                        // hears of that shell, so before it can send it anything to run.
+                        if detach_old_root && let Ok(shell) = pid {
+                            detach_old_root = false;
+                            if let Err(e) = super::ops::detach_old_root() {
+                                // Never a shell with the machine's tree in reach: the
+                                // container ends here.
+                                libc::kill(shell, libc::SIGKILL);
+                                send(ctl, wire::SPAWNED, 0, e as i32);
+                                libc::_exit(1);
+                            }
+                        }
                         for fd in rights {
                             if fd >= 0 {
                                 libc::close(fd);

@@ -210,6 +210,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         rootless,
         host_network: spec.host_network,
         mknod_devices: session_userns,
+        detach_old_root_later: !session_userns,
     };
     let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if !spec.host_network {
@@ -221,6 +222,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         unshare,
         ops: root.ops(),
         session_userns,
+        detach_old_root: !session_userns,
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),

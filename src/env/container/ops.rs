@@ -51,9 +51,12 @@ pub enum Op {
         value: &'static [u8],
     },
     /// Makes `new_root` the root: `pivot_root(".", ".")` from inside it, then the old root is
-    /// detached, so nothing of the host's tree stays reachable.
+    /// detached, so nothing of the host's tree stays reachable, unless `detach_later`: init
+    /// then detaches it with `detach_old_root` while the first shell starts (the detach waits
+    /// for an RCU grace period), and before that shell gets anything to run.
     PivotRoot {
         new_root: CString,
+        detach_later: bool,
     },
     SetHostname {
         name: CString,
@@ -150,11 +153,16 @@ impl Op {
                     value.len(),
                     0,
                 )),
-                Op::PivotRoot { new_root } => {
+                Op::PivotRoot {
+                    new_root,
+                    detach_later,
+                } => {
                     check(libc::chdir(new_root.as_ptr()))?;
                     let dot = c".".as_ptr();
                     check(libc::syscall(libc::SYS_pivot_root, dot, dot) as libc::c_int)?;
-                    check(libc::umount2(dot, libc::MNT_DETACH))?;
+                    if !detach_later {
+                        check(libc::umount2(dot, libc::MNT_DETACH))?;
+                    }
                     check(libc::chdir(c"/".as_ptr()))
                 }
                 Op::SetHostname { name } => {
@@ -206,11 +214,19 @@ impl Op {
             Op::SetXattr { path, name, .. } => {
                 format!("setting the attribute {} on {}", s(name), s(path))
             }
-            Op::PivotRoot { new_root } => format!("pivot_root into {}", s(new_root)),
+            Op::PivotRoot { new_root, .. } => format!("pivot_root into {}", s(new_root)),
             Op::SetHostname { name } => format!("setting the hostname to {}", s(name)),
             Op::LoopbackUp => "bringing the loopback interface up".into(),
         }
     }
+}
+
+/// Detaches the old root that `pivot_root(".", ".")` left stacked on `/` (see
+/// `Op::PivotRoot`). From `/`, the path resolves to the topmost mount there: the old root.
+/// Async-signal-safe.
+pub fn detach_old_root() -> Result<(), Errno> {
+    // SAFETY: umount2 of a static path.
+    check(unsafe { libc::umount2(c"/".as_ptr(), libc::MNT_DETACH) })
 }
 
 /// `ip link set lo up`, with one ioctl on a throwaway socket.

@@ -59,6 +59,10 @@ pub struct RootSpec {
     /// of the container will live in a user namespace (where CAP_MKNOD makes no device): in
     /// the machine's own, a lab's root could make one.
     pub mknod_devices: bool,
+    /// Leave the old root stacked on `/` after `pivot_root` for init to detach while the
+    /// first shell starts. Not with a session user namespace: its mount namespace, copied
+    /// after `pivot_root`, would hold the old root's mounts locked.
+    pub detach_old_root_later: bool,
 }
 
 /// Where labrun's control directory appears inside the container.
@@ -294,6 +298,7 @@ impl RootSpec {
         }
         ops.push(Op::PivotRoot {
             new_root: cstring(&merged),
+            detach_later: self.detach_old_root_later,
         });
         ops.push(Op::SetHostname {
             name: cstring(&self.hostname),
@@ -630,6 +635,7 @@ mod tests {
             rootless,
             host_network: false,
             mknod_devices: false,
+            detach_old_root_later: false,
         }
     }
 
