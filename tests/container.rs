@@ -278,3 +278,23 @@ fn the_old_root_is_out_of_reach() {
     );
     lab.run(&["nb.md"]).status(0);
 }
+
+/// Live output (`-v`) names no file of labrun's in error messages, in bash as in ash.
+#[test]
+fn live_output_shows_messages_as_recorded() {
+    let lab = Lab::new();
+    let cell = "```bash | {type: 'command'}\necho a; no-such-command-here; true\n```\n";
+    lab.write("bash.md", &format!("# L\n\n{cell}"));
+    lab.write(
+        "ash.md",
+        &format!("---\nlabrun: {{image: busybox}}\n---\n# L\n\n{cell}"),
+    );
+    lab.run(&["-v", "bash.md"])
+        .status(0)
+        .stdout_has("| bash: line 1: no-such-command-here: command not found")
+        .stdout_lacks("/run/labrun");
+    lab.run(&["-v", "ash.md"])
+        .status(0)
+        .stdout_has("| sh: line 1: no-such-command-here: not found")
+        .stdout_lacks("/run/labrun");
+}

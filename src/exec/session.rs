@@ -511,6 +511,31 @@ impl ShellSession {
                 if ended_batch {
                     break;
                 }
+                let needle = match dialect {
+                    Dialect::Bash => format!("{}: ", step.inside_cell),
+                    Dialect::Posix => {
+                        format!("{}: {}: ", self.launch.program.display(), step.inside_cell)
+                    }
+                };
+                let shown = match dialect {
+                    Dialect::Bash => "bash: ".to_string(),
+                    Dialect::Posix => format!(
+                        "{}: ",
+                        self.launch
+                            .program
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                    ),
+                };
+                // Live output shows error messages as the recorded output will.
+                let streaming = live.is_some();
+                let mut forward = |chunk: &[u8]| {
+                    if let Some(f) = live.as_mut() {
+                        f(&rename_source(chunk.to_vec(), &needle, &shown));
+                    }
+                };
+                let mut step_live: Live = if streaming { Some(&mut forward) } else { None };
                 let deadline = started + timeout;
                 let key = format!("{nonce}.{i}");
                 let mut report: Option<Report> = None;
@@ -523,11 +548,11 @@ impl ShellSession {
                     tokio::select! {
                         r = step.out.reader.readable(), if !step.out.done => {
                             r?;
-                            step.out.drain_now(&mut live, false);
+                            step.out.drain_now(&mut step_live, false);
                         }
                         r = async { step.err.as_ref().unwrap().reader.readable().await }, if err_open => {
                             r?;
-                            if let Some(e) = step.err.as_mut() { e.drain_now(&mut live, false); }
+                            if let Some(e) = step.err.as_mut() { e.drain_now(&mut step_live, false); }
                         }
                         r = self.status.read_report(&key, Some(&step.begin)) => {
                             report = Some(r?);
@@ -566,9 +591,9 @@ impl ShellSession {
                     // Whatever ignored SIGTERM under the shell goes now.
                     procs::kill_descendants(self.child.pid(), Duration::from_secs(2));
                 }
-                step.out.finish(&mut live);
+                step.out.finish(&mut step_live);
                 if let Some(e) = step.err.as_mut() {
-                    e.finish(&mut live);
+                    e.finish(&mut step_live);
                 }
                 let status = match (report.map(|r| r.status), shell_exit) {
                     (Some(_), _) if !report.is_some_and(|r| r.ran) => {
@@ -596,23 +621,6 @@ impl ShellSession {
                     (None, None) => {
                         unreachable!("the loop ends only with a status or a dead shell")
                     }
-                };
-                let needle = match dialect {
-                    Dialect::Bash => format!("{}: ", step.inside_cell),
-                    Dialect::Posix => {
-                        format!("{}: {}: ", self.launch.program.display(), step.inside_cell)
-                    }
-                };
-                let shown = match dialect {
-                    Dialect::Bash => "bash: ".to_string(),
-                    Dialect::Posix => format!(
-                        "{}: ",
-                        self.launch
-                            .program
-                            .file_name()
-                            .unwrap_or_default()
-                            .to_string_lossy()
-                    ),
                 };
                 let cleanup = |bytes: Vec<u8>| rename_source(bytes, &needle, &shown);
                 results.push(CommandRun {
