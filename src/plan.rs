@@ -208,14 +208,12 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
             return Err(err(&notebook, 0, format!("no cell has the id '{id}'")));
         }
     }
-    let (_, golden_dir) = golden_base(&notebook.path, opts.expected_dir.as_deref());
+    let (golden_root, golden_dir) = golden_base(&notebook.path, opts.expected_dir.as_deref());
     // The whole expected-output tree stays hidden from the lab, not just this notebook's.
-    let golden_dir_root = {
-        let (root, _) = golden_base(&notebook.path, opts.expected_dir.as_deref());
-        opts.expected_dir
-            .clone()
-            .unwrap_or_else(|| root.join("expected-output"))
-    };
+    let golden_dir_root = opts
+        .expected_dir
+        .clone()
+        .unwrap_or_else(|| golden_root.join("expected-output"));
     let mut in_range = opts.from.is_none();
     let mut cells = Vec::new();
     for (index, cell) in notebook.cells.iter().enumerate() {

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{pids_with_arg, wait_until};
 use labrun::env::{self, EnvSpec};
 use labrun::exec::session::{RunOptions, ShellSession};
 use labrun::notebook::BackendKind;
@@ -284,32 +287,17 @@ fn each_run_starts_fresh(mut lab: Lab) {
 }
 
 fn nothing_of_a_run_outlives_it(mut lab: Lab) {
-    let secs = 300_000 + std::process::id() % 100_000;
+    let secs = (300_000 + std::process::id() % 100_000).to_string();
     lab.run(&format!("sleep {secs} & sleep {secs} & echo started"));
-    let pattern = format!("sleep\0{secs}");
-    let alive = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .filter(|c| c.windows(pattern.len()).any(|w| w == pattern.as_bytes()))
-            .count()
-    };
-    for _ in 0..100 {
-        if alive() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(alive(), 2, "the background jobs run while the session does");
+    assert!(
+        wait_until(2.0, || pids_with_arg(&secs).len() == 2),
+        "the background jobs run while the session does"
+    );
     drop(lab);
-    for _ in 0..100 {
-        if alive() == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(alive(), 0, "nothing survives the run");
+    assert!(
+        wait_until(2.0, || pids_with_arg(&secs).is_empty()),
+        "nothing survives the run"
+    );
 }
 
 fn exit_keeps_the_directory_the_cell_moved_to(mut lab: Lab) {

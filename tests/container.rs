@@ -6,11 +6,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use common::Lab;
-
-fn root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+use common::{Lab, Ran, is_root, pids_with_arg, wait_until};
 
 #[test]
 fn busybox_image_runs_cells_in_ash() {
@@ -133,13 +129,7 @@ fn keep_leaves_the_environment_up_until_it_is_killed() {
     );
     let ran = lab.run(&["--keep", "nb.md"]);
     ran.status(0).stdout_has("the environment is kept");
-    let pid: i32 = ran
-        .stdout
-        .split("--target ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {}", ran.stdout));
+    let pid = kept_init(&ran);
     // Entering it finds the lab as the run left it.
     let out = Command::new("nsenter")
         .args(["--target", &pid.to_string(), "--all", "cat", "/lab/marker"])
@@ -152,23 +142,28 @@ fn keep_leaves_the_environment_up_until_it_is_killed() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    if root() {
+    if is_root() {
         assert_eq!(entered, "kept\n", "{out:?}");
     }
-    for _ in 0..100 {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let proc_dir = format!("/proc/{pid}");
+    assert!(wait_until(2.0, || !std::path::Path::new(&proc_dir).exists()));
+}
+
+/// The pid of the init of an environment `--keep` left, from the message that says so.
+fn kept_init(ran: &Ran) -> i32 {
+    ran.stdout
+        .split("--target ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {}", ran.stdout))
 }
 
 /// Every path the contract says the `host` image hides, read from inside: a marker put there
 /// on this machine is not to be seen, a secret file reads empty.
 #[test]
 fn the_host_image_hides_each_secret_path() {
-    if !root() {
+    if !is_root() {
         // Rootless, those directories are fresh tmpfs or unreadable anyway; the markers below
         // need root to be written on this machine.
         return;
@@ -219,50 +214,26 @@ fn the_host_image_hides_each_secret_path() {
 #[test]
 fn init_reaps_orphans_and_forwards_signals() {
     let lab = Lab::new();
-    // A process that ends on SIGTERM and not before, with a mark to find it from outside.
+    // A process that ends on SIGTERM and not before, named (its $0) to be found from outside.
     let mark = format!("labrun-term-{}", std::process::id());
     lab.write(
         "nb.md",
         &format!(
-            "# I\n\n```console\n$ (sleep 0.1 & exec true); sleep 0.5; ps -eo stat= | awk '/Z/ {{n++}} END {{print n+0}}'\n0\n$ setsid sh -c 'trap \"exit 0\" TERM; : > /lab/ready; while :; do sleep 0.05; done; : {mark}' >/dev/null 2>&1 &\n$ while [ ! -e /lab/ready ]; do sleep 0.01; done\n```\n"
+            "# I\n\n```console\n$ (sleep 0.1 & exec true); sleep 0.5; ps -eo stat= | awk '/Z/ {{n++}} END {{print n+0}}'\n0\n$ setsid sh -c 'trap \"exit 0\" TERM; : > /lab/ready; while :; do sleep 0.05; done' {mark} >/dev/null 2>&1 &\n$ while [ ! -e /lab/ready ]; do sleep 0.01; done\n```\n"
         ),
     );
     let ran = lab.run(&["--keep", "nb.md"]);
     ran.status(0);
-    let pid: i32 = ran
-        .stdout
-        .split("--target ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {}", ran.stdout));
-    let marked = || {
-        fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| c.windows(mark.len()).any(|w| w == mark.as_bytes()))
-            })
-            .count()
-    };
+    let init = nix::unistd::Pid::from_raw(kept_init(&ran));
     assert_eq!(
-        marked(),
+        pids_with_arg(&mark).len(),
         1,
         "the trapping process runs in the kept container"
     );
-    let init = nix::unistd::Pid::from_raw(pid);
     nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let mut left = 1;
-    for _ in 0..100 {
-        left = marked();
-        if left == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let forwarded = wait_until(2.0, || pids_with_arg(&mark).is_empty());
     nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert_eq!(left, 0, "init passed SIGTERM on to it");
+    assert!(forwarded, "init passed SIGTERM on to it");
 }
 
 /// After pivot_root, nothing of this machine's mount tree is in reach: not in the mount

@@ -3,25 +3,12 @@
 //! Unisolated by design, for authors who trust their own docs: the working directory and HOME
 //! are fresh and the environment is fixed, but a cell can reach anything its user can.
 
-use std::path::PathBuf;
-
 use super::rundir::RunDir;
-use super::{EnvError, EnvSpec, Environment, default_env};
+use super::{EnvError, EnvSpec, Environment, default_env, find_program};
 use std::sync::Arc;
 
 use crate::exec::session::ShellLaunch;
 use crate::exec::shell_process::HostStarter;
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return p.is_file().then_some(p);
-    }
-    let path = default_env()["PATH"].clone();
-    path.split(':')
-        .map(|dir| PathBuf::from(dir).join(name))
-        .find(|p| p.is_file())
-}
 
 pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let wanted = spec.shell.as_deref().unwrap_or("bash");

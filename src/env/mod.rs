@@ -102,6 +102,18 @@ pub fn default_env() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// A program of this machine: `name` if it is a path, else found on the default PATH.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    default_env()["PATH"]
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.is_file())
+}
+
 /// Builds the environment a spec asks for.
 pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     match spec.backend {

@@ -67,6 +67,7 @@ pub async fn run_notebook(
         reporter.event(&Event::Warning { plan, message });
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
+    let mut usage = environment.watch.as_ref().map(|w| w.usage());
     let mut file_seq = 0u64;
     for planned in &plan.cells {
         let cell = plan.cell(planned);
@@ -97,11 +98,14 @@ pub async fn run_notebook(
             reporter: &mut *reporter,
             file_seq: &mut file_seq,
         };
-        let usage_before = environment.watch.as_ref().map(|w| w.usage());
         let (verdict, steps, mut notes) =
             ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
-        if let (Some(watch), Some(before)) = (&environment.watch, usage_before) {
-            notes.extend(watch.notes(&before, &watch.usage()));
+        // What the limits counted since the last cell (one reading per cell: the reading
+        // after a cell is the one before the next).
+        if let (Some(watch), Some(before)) = (&environment.watch, usage.as_mut()) {
+            let after = watch.usage();
+            notes.extend(watch.notes(before, &after));
+            *before = after;
         }
         let cell_outcome = CellOutcome {
             id: cell.id.clone(),

@@ -52,20 +52,7 @@ impl Lab {
     }
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
-        let mut cmd = Command::new(labrun_bin());
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_remove("CI")
-            .env("NO_COLOR", "1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out: Output = cmd.output().unwrap();
-        Ran {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Ran::from(self.command(args, env).output().unwrap())
     }
 }
 

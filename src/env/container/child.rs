@@ -184,14 +184,6 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
             libc::dup2(0, 2);
         }
         libc::chdir(c"/".as_ptr());
-        send(
-            ctl,
-            Reply {
-                kind: wire::READY,
-                a: 0,
-                b: 0,
-            },
-        );
         init::run(ctl, &plan.hardening, plan.detach_old_root)
     }
 }

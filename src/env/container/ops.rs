@@ -73,6 +73,18 @@ fn check(ret: libc::c_int) -> Result<(), Errno> {
     if ret < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// The mode (past the umask) and owner a step asks for. Async-signal-safe.
+fn set_mode_owner(path: &CStr, mode: u32, owner: Option<(u32, u32)>) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid C string for the duration of the calls.
+    unsafe {
+        check(libc::chmod(path.as_ptr(), mode))?;
+        if let Some((uid, gid)) = owner {
+            check(libc::lchown(path.as_ptr(), uid, gid))?;
+        }
+    }
+    Ok(())
+}
+
 fn opt_ptr(s: &Option<CString>) -> *const libc::c_char {
     s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
 }
@@ -111,11 +123,7 @@ impl Op {
                             e => Err(e),
                         };
                     }
-                    check(libc::chmod(path.as_ptr(), *mode))?;
-                    if let Some((uid, gid)) = owner {
-                        check(libc::lchown(path.as_ptr(), *uid, *gid))?;
-                    }
-                    Ok(())
+                    set_mode_owner(path, *mode, *owner)
                 }
                 Op::MkFile { path, mode, owner } => {
                     let fd = libc::open(
@@ -127,11 +135,7 @@ impl Op {
                         return Err(Errno::last());
                     }
                     libc::close(fd);
-                    check(libc::chmod(path.as_ptr(), *mode))?;
-                    if let Some((uid, gid)) = owner {
-                        check(libc::lchown(path.as_ptr(), *uid, *gid))?;
-                    }
-                    Ok(())
+                    set_mode_owner(path, *mode, *owner)
                 }
                 Op::CharDevice { path, major, minor } => {
                     let dev = libc::makedev(*major, *minor);

@@ -149,6 +149,26 @@ fn mkdir(path: &Path, mode: u32) -> Op {
     }
 }
 
+/// Hides what is at `target`: an empty read-only tmpfs over a directory, `/dev/null` bound
+/// over a file. `optional`: a missing target is skipped (what one kernel has, another lacks).
+fn mask(target: &Path, is_dir: bool, optional: bool) -> Op {
+    let (source, fstype, flags, data) = if is_dir {
+        (
+            "tmpfs",
+            Some("tmpfs"),
+            libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+            Some("size=4k,mode=0755"),
+        )
+    } else {
+        ("/dev/null", None, libc::MS_BIND, None)
+    };
+    let mut op = mount(source, target, fstype, flags, data);
+    if let Op::Mount { optional: o, .. } = &mut op {
+        *o = optional;
+    }
+    op
+}
+
 /// The mount flags a bind mount of `path` must keep when remounted: inside a user namespace
 /// the kernel refuses to clear nosuid, nodev, noexec or the atime flags of a locked mount.
 fn locked_flags(path: &Path) -> libc::c_ulong {
@@ -258,17 +278,7 @@ impl RootSpec {
         ops.push(mkdir(&notebook, 0o755));
         bind_read_only(&mut ops, &self.notebook_dir, &notebook);
         for rel in &self.notebook_masks {
-            let mut op = mount(
-                "tmpfs",
-                &notebook.join(rel),
-                Some("tmpfs"),
-                libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
-                Some("size=4k,mode=0755"),
-            );
-            if let Op::Mount { optional, .. } = &mut op {
-                *optional = true;
-            }
-            ops.push(op);
+            ops.push(mask(&notebook.join(rel), true, true));
         }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
@@ -405,19 +415,7 @@ impl RootSpec {
             if under_fresh || writable || rel.as_os_str().is_empty() {
                 continue;
             }
-            let target = merged.join(&rel);
-            let op = if h.is_dir {
-                mount(
-                    "tmpfs",
-                    &target,
-                    Some("tmpfs"),
-                    libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
-                    Some("size=4k,mode=0755"),
-                )
-            } else {
-                mount("/dev/null", &target, None, libc::MS_BIND, None)
-            };
-            ops.push(op);
+            ops.push(mask(&merged.join(&rel), h.is_dir, false));
         }
     }
 
@@ -451,22 +449,7 @@ impl RootSpec {
             let Ok(meta) = fs::metadata(&host) else {
                 continue;
             };
-            let target = merged.join(path);
-            let mut op = if meta.is_dir() {
-                mount(
-                    "tmpfs",
-                    &target,
-                    Some("tmpfs"),
-                    libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
-                    Some("size=0"),
-                )
-            } else {
-                mount("/dev/null", &target, None, libc::MS_BIND, None)
-            };
-            if let Op::Mount { optional, .. } = &mut op {
-                *optional = true;
-            }
-            ops.push(op);
+            ops.push(mask(&merged.join(path), meta.is_dir(), true));
         }
         for path in READ_ONLY {
             if !Path::new("/").join(path).exists() {

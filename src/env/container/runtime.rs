@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -181,10 +181,8 @@ impl Container {
         if let Some(maps) = &rootless {
             maps.write(pid)?;
         }
-        // The child builds the root while labrun puts it into the run's cgroups (a cgroup v1
-        // migration can wait for an RCU grace period: milliseconds), then waits for the
-        // second go-ahead. Init's READY is not awaited here: the first request for a shell
-        // follows right away and init answers it once it is ready.
+        // The child joins the run's cgroups and builds the root; with a session user namespace
+        // it then waits for its second go-ahead (see `receive`).
         container.go()?;
         crate::trace::mark("container cloned");
         // Not waiting for the root to be built: labrun asks for the first shell right away,
@@ -221,7 +219,7 @@ impl Container {
     /// Messages that may come at any time.
     fn unexpected(&self, kind: u8) -> io::Result<()> {
         match kind {
-            wire::EXITED | wire::READY => Ok(()),
+            wire::EXITED => Ok(()),
             _ => Err(io::Error::other(format!(
                 "the container's init sent an unknown message ({kind})"
             ))),
@@ -308,38 +306,51 @@ impl Container {
                 "the shell's arguments and environment are too large",
             ));
         }
-        let fds = [control.as_raw_fd(), status.as_raw_fd()];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
-        let iov = [io::IoSlice::new(&request)];
+        self.request(
+            &request,
+            &[control.as_raw_fd(), status.as_raw_fd()],
+            "asking the container for a shell",
+        )?;
+        drop(control);
+        drop(status);
+        let reply = self.answer(wire::SPAWNED)?;
+        if reply.a <= 0 {
+            return Err(io::Error::other(format!(
+                "the container could not start the shell {}: {}",
+                argv.first().map(String::as_str).unwrap_or(""),
+                nix::errno::Errno::from_raw(reply.b).desc()
+            )));
+        }
+        let host = self
+            .host_pid(reply.a)
+            .ok_or_else(|| io::Error::other("the container's shell ended before it started"))?;
+        crate::trace::mark("shell spawned");
+        Ok((reply.a, host))
+    }
+
+    /// Sends init a request, with descriptors that travel as SCM_RIGHTS.
+    fn request(&self, bytes: &[u8], fds: &[RawFd], what: &str) -> io::Result<()> {
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let iov = [io::IoSlice::new(bytes)];
         sendmsg::<UnixAddr>(
             self.control.as_raw_fd(),
             &iov,
-            &cmsg,
+            if fds.is_empty() { &[] } else { &cmsg },
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
-        .map_err(|e| io::Error::other(format!("asking the container for a shell: {e}")))?;
-        drop(control);
-        drop(status);
+        .map_err(|e| io::Error::other(format!("{what}: {e}")))?;
+        Ok(())
+    }
+
+    /// Init's answer of this kind; exits and readiness that come first are taken in passing.
+    fn answer(&self, kind: u8) -> io::Result<Reply> {
         loop {
             let reply = self.receive()?;
-            match reply.kind {
-                wire::SPAWNED if reply.a > 0 => {
-                    let host = self.host_pid(reply.a).ok_or_else(|| {
-                        io::Error::other("the container's shell ended before it started")
-                    })?;
-                    crate::trace::mark("shell spawned");
-                    return Ok((reply.a, host));
-                }
-                wire::SPAWNED => {
-                    return Err(io::Error::other(format!(
-                        "the container could not start the shell {}: {}",
-                        argv.first().map(String::as_str).unwrap_or(""),
-                        nix::errno::Errno::from_raw(reply.b).desc()
-                    )));
-                }
-                other => self.unexpected(other)?,
+            if reply.kind == kind {
+                return Ok(reply);
             }
+            self.unexpected(reply.kind)?;
         }
     }
 
@@ -370,44 +381,22 @@ impl Container {
 
     /// Lets init outlive labrun (`--keep`), holding `lock` (the run's lock) from now on.
     pub fn detach(&self, lock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-        let fds = [lock.as_raw_fd()];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
-        let iov = [io::IoSlice::new(&[wire::DETACH])];
-        sendmsg::<UnixAddr>(
-            self.control.as_raw_fd(),
-            &iov,
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(|e| io::Error::other(format!("keeping the container: {e}")))?;
+        self.request(
+            &[wire::DETACH],
+            &[lock.as_raw_fd()],
+            "keeping the container",
+        )?;
         // Until init says so, labrun's exit would still kill it.
-        loop {
-            let reply = self.receive()?;
-            match reply.kind {
-                wire::DETACHED => return Ok(()),
-                other => self.unexpected(other)?,
-            }
-        }
+        self.answer(wire::DETACHED).map(|_| ())
     }
 
     /// Bytes free on the writable disk, as init sees it (labrun may not read the container's
     /// root through /proc: init is not dumpable).
     pub fn disk_free(&self) -> Option<u64> {
-        nix::sys::socket::send(
-            self.control.as_raw_fd(),
-            &[wire::DISK_QUERY],
-            MsgFlags::MSG_NOSIGNAL,
-        )
-        .ok()?;
-        loop {
-            let reply = self.receive().ok()?;
-            match reply.kind {
-                wire::DISK if reply.a >= 0 => return Some(reply.a as u64 * 1024),
-                wire::DISK => return None,
-                other => self.unexpected(other).ok()?,
-            }
-        }
+        self.request(&[wire::DISK_QUERY], &[], "asking for the disk")
+            .ok()?;
+        let reply = self.answer(wire::DISK).ok()?;
+        (reply.a >= 0).then(|| reply.a as u64 * 1024)
     }
 }
 

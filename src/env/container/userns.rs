@@ -7,7 +7,10 @@
 
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 use std::process::Command;
+
+use crate::env::find_program;
 
 /// One line of a uid_map or gid_map: inside, outside, count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +25,9 @@ pub struct Range {
 pub struct IdMaps {
     pub uid: Vec<Range>,
     pub gid: Vec<Range>,
-    /// Written through the setuid helpers (subordinate ranges), not directly.
-    pub helpers: bool,
+    /// Written through the setuid helpers `newuidmap` and `newgidmap` (subordinate ranges),
+    /// found here, rather than directly.
+    pub helpers: Option<(PathBuf, PathBuf)>,
 }
 
 impl IdMaps {
@@ -37,7 +41,7 @@ impl IdMaps {
         IdMaps {
             uid: all.clone(),
             gid: all,
-            helpers: false,
+            helpers: None,
         }
     }
 
@@ -52,9 +56,9 @@ impl IdMaps {
         };
         let sub_uid = subordinate("/etc/subuid", user, uid);
         let sub_gid = subordinate("/etc/subgid", user, gid);
-        let helpers = which("newuidmap") && which("newgidmap");
+        let helpers = find_program("newuidmap").zip(find_program("newgidmap"));
         match (sub_uid, sub_gid, helpers) {
-            (Some(su), Some(sg), true) => {
+            (Some(su), Some(sg), Some(helpers)) => {
                 let with = |id, (start, count): (u32, u32)| {
                     vec![
                         Range {
@@ -72,21 +76,21 @@ impl IdMaps {
                 IdMaps {
                     uid: with(uid, su),
                     gid: with(gid, sg),
-                    helpers: true,
+                    helpers: Some(helpers),
                 }
             }
             _ => IdMaps {
                 uid: own(uid),
                 gid: own(gid),
-                helpers: false,
+                helpers: None,
             },
         }
     }
 
     /// Writes the maps of process `pid`'s user namespace.
     pub fn write(&self, pid: i32) -> io::Result<()> {
-        if self.helpers {
-            for (tool, ranges) in [("newuidmap", &self.uid), ("newgidmap", &self.gid)] {
+        if let Some((newuidmap, newgidmap)) = &self.helpers {
+            for (tool, ranges) in [(newuidmap, &self.uid), (newgidmap, &self.gid)] {
                 let mut cmd = Command::new(tool);
                 cmd.arg(pid.to_string());
                 for r in ranges {
@@ -99,7 +103,8 @@ impl IdMaps {
                 let out = cmd.output()?;
                 if !out.status.success() {
                     return Err(io::Error::other(format!(
-                        "{tool} failed: {}",
+                        "{} failed: {}",
+                        tool.display(),
                         String::from_utf8_lossy(&out.stderr).trim()
                     )));
                 }
@@ -141,12 +146,6 @@ fn subordinate(file: &str, user: &str, id: u32) -> Option<(u32, u32)> {
     })
 }
 
-fn which(tool: &str) -> bool {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .any(|d| std::path::Path::new(d).join(tool).is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,7 +154,7 @@ mod tests {
     fn identity_maps_every_id() {
         let m = IdMaps::identity();
         assert_eq!(m.uid[0].count, u32::MAX);
-        assert!(!m.helpers);
+        assert!(m.helpers.is_none());
     }
 
     #[test]

@@ -5,8 +5,6 @@
 //! payload of NUL-terminated strings: the working directory, the program's arguments, an
 //! empty string, then the environment. The shell's two descriptors travel as SCM_RIGHTS.
 
-/// init → labrun: the root is built and init is waiting for requests.
-pub const READY: u8 = b'R';
 /// init → labrun: setup step `a` failed with errno `b`.
 pub const SETUP_FAILED: u8 = b'E';
 /// init → labrun: init entered the session's user namespace; write its maps, then go on.
