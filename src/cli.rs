@@ -529,10 +529,33 @@ fn list(args: ListArgs) -> i32 {
                 continue;
             }
         };
-        let backend = backend(args.backend)
-            .or(nb.settings.backend)
-            .unwrap_or(BackendKind::Container)
-            .name();
+        let targets = &nb.settings.targets;
+        // The machine a cell runs on (several-machine labs), and that machine's backend.
+        let machine_of = |cell: &notebook::Cell| -> (String, &'static str) {
+            let target = cell
+                .attrs
+                .target
+                .as_deref()
+                .and_then(|name| targets.iter().find(|t| t.name == name))
+                .or(targets.first());
+            let backend = backend(args.backend)
+                .or(target.and_then(|t| t.settings.backend))
+                .or(nb.settings.backend)
+                .unwrap_or(BackendKind::Container)
+                .name();
+            let name = cell.attrs.target.clone().or(target.map(|t| t.name.clone()));
+            (name.unwrap_or_default(), backend)
+        };
+        let target_width = targets
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let target_column = |name: &str| match targets.is_empty() {
+            true => String::new(),
+            false => format!("{name:target_width$}  "),
+        };
         out.write(&format!("{}\n", path.display()));
         let width = nb
             .cells
@@ -542,8 +565,12 @@ fn list(args: ListArgs) -> i32 {
             .unwrap_or(2)
             .max(2);
         out.write(&format!(
-            "  {:width$}  {:>5}  {:10}  {:9}  FIRST LINE\n",
-            "ID", "LINE", "TYPE", "BACKEND"
+            "  {:width$}  {:>5}  {:10}  {}{:9}  FIRST LINE\n",
+            "ID",
+            "LINE",
+            "TYPE",
+            target_column("TARGET"),
+            "BACKEND"
         ));
         for cell in &nb.cells {
             let kind = match &cell.kind {
@@ -559,9 +586,15 @@ fn list(args: ListArgs) -> i32 {
                 }
                 k => first_line(k),
             };
+            let (target, backend) = machine_of(cell);
             out.write(&format!(
-                "  {:width$}  {:>5}  {:10}  {:9}  {}\n",
-                cell.id.0, cell.line, kind, backend, detail
+                "  {:width$}  {:>5}  {:10}  {}{:9}  {}\n",
+                cell.id.0,
+                cell.line,
+                kind,
+                target_column(&target),
+                backend,
+                detail
             ));
         }
     }

@@ -41,6 +41,7 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
         setup: vec![],
         privileged: false,
         hidden: vec![],
+        network: None,
     };
     let built = env::build(&spec).unwrap_or_else(|e| panic!("{} environment: {e}", backend.name()));
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,7 @@
 //! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
 
 pub mod dialect;
+pub mod machines;
 pub mod procs;
 pub mod runner;
 pub mod session;

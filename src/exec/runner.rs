@@ -8,9 +8,9 @@ use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use crate::check;
-use crate::env::{self, EnvError, Environment};
+use crate::env::{EnvError, Environment};
+use crate::exec::machines::Machines;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
-use crate::exec::sessions::Sessions;
 use crate::notebook::{BackendKind, Cell, CellKind};
 use crate::outcome::{
     CellOutcome, CommandRun, ExitStatus, Failure, NotebookOutcome, ShellEvent, StepOutcome, Verdict,
@@ -47,27 +47,19 @@ pub async fn run_notebook(
         source,
     };
     crate::trace::mark("planned");
-    let environment = env::build(&plan.env).map_err(env_error)?;
-    crate::trace::mark("environment built");
-    let mut sessions = Sessions::start(
-        environment.launch.clone(),
-        environment.privileged_launch.clone(),
-    )
-    .await
-    .map_err(|e| env_error(EnvError::Io(e)))?;
+    let mut machines = Machines::start(plan).await.map_err(env_error)?;
     crate::trace::mark("shell started");
     let mut outcome = NotebookOutcome {
         path: plan.notebook.path.clone(),
         cells: Vec::new(),
         duration: Duration::ZERO,
         aborted: None,
-        warnings: environment.warnings.clone(),
+        warnings: machines.warnings(plan),
     };
-    for message in &environment.warnings {
+    for message in &outcome.warnings {
         reporter.event(&Event::Warning { plan, message });
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
-    let mut usage = environment.watch.as_ref().map(|w| w.usage());
     let mut file_seq = 0u64;
     for planned in &plan.cells {
         let cell = plan.cell(planned);
@@ -84,13 +76,15 @@ pub async fn run_notebook(
         let cell_started = Instant::now();
         let remaining = deadline.map(|(at, _)| at.saturating_duration_since(Instant::now()));
         let timeout = remaining.map_or(planned.timeout, |r| r.min(planned.timeout));
-        let session = sessions
+        let machine = machines.get(planned.target);
+        let session = machine
+            .sessions
             .for_cell(cell.attrs.privileged)
             .await
             .map_err(|e| env_error(EnvError::Io(e)))?;
         let mut ctx = CellContext {
             session,
-            environment: &environment,
+            environment: &machine.environment,
             plan,
             planned,
             cell,
@@ -102,7 +96,7 @@ pub async fn run_notebook(
             ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
         // What the limits counted since the last cell (one reading per cell: the reading
         // after a cell is the one before the next).
-        if let (Some(watch), Some(before)) = (&environment.watch, usage.as_mut()) {
+        if let (Some(watch), Some(before)) = (&machine.environment.watch, machine.usage.as_mut()) {
             let after = watch.usage();
             notes.extend(watch.notes(before, &after));
             *before = after;
@@ -129,15 +123,15 @@ pub async fn run_notebook(
         }
     }
     crate::trace::mark("cells run");
-    drop(sessions);
     if plan.keep {
-        let message = environment.keep().map_err(env_error)?;
-        reporter.event(&Event::Warning {
-            plan,
-            message: &message,
-        });
+        for message in machines.keep().map_err(env_error)? {
+            reporter.event(&Event::Warning {
+                plan,
+                message: &message,
+            });
+        }
     } else {
-        drop(environment);
+        drop(machines);
     }
     crate::trace::mark("environment removed");
     outcome.duration = started.elapsed();
@@ -230,7 +224,7 @@ impl CellContext<'_> {
     /// A path a cell names, checked so that it cannot leave the environment's working area.
     fn inside_path(&self, p: &str) -> Result<String, String> {
         let path = Path::new(p);
-        if self.plan.env.backend == BackendKind::Host {
+        if self.plan.target_of(self.planned).backend == BackendKind::Host {
             if path.is_absolute() {
                 return Err(format!(
                     "path '{p}' is absolute; on the host backend paths stay inside the lab's working directory"

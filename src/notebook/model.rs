@@ -93,10 +93,19 @@ pub struct Settings {
     pub limits: BTreeMap<String, String>,
     pub run: RunMode,
     pub kernel: Option<String>,
-    /// Target names in order; the first is the default (section 6; executed by a later backend).
-    pub targets: Vec<String>,
+    /// The machines of a several-machine lab, in order; the first is the default (section 6).
+    /// Empty: one machine, made from the settings above.
+    pub targets: Vec<Target>,
     /// Line of the front matter's opening, for errors that concern settings.
     pub line: u32,
+}
+
+/// One machine of a several-machine lab: its name (also its host name on the lab's network)
+/// and what it sets for itself (the notebook's settings fill in the rest).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub name: String,
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone)]

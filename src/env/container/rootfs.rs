@@ -49,6 +49,9 @@ pub struct RootSpec {
     pub notebook_masks: Vec<PathBuf>,
     pub workdir: String,
     pub hostname: String,
+    /// On a lab's network: `eth0`'s address (the interface is already in the namespace the
+    /// child joins), and the file bound read-only at /etc/hosts.
+    pub lab_network: Option<(std::net::Ipv4Addr, PathBuf)>,
     /// Size of the writable layer, in bytes.
     pub disk: u64,
     /// Inside a user namespace of its own (labrun not run by root).
@@ -280,6 +283,16 @@ impl RootSpec {
         for rel in &self.notebook_masks {
             ops.push(mask(&notebook.join(rel), true, true));
         }
+        if let Some((_, hosts)) = &self.lab_network {
+            let etc = merged.join("etc");
+            ops.push(mkdir(&etc, 0o755));
+            ops.push(Op::MkFile {
+                path: cstring(etc.join("hosts")),
+                mode: 0o644,
+                owner: None,
+            });
+            bind_read_only(&mut ops, hosts, &etc.join("hosts"));
+        }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
         ops.push(mkdir(&control, 0o700));
@@ -314,7 +327,16 @@ impl RootSpec {
             name: cstring(&self.hostname),
         });
         if !self.host_network {
-            ops.push(Op::LoopbackUp);
+            ops.push(Op::LinkUp {
+                name: c"lo",
+                address: None,
+            });
+        }
+        if let Some((address, _)) = &self.lab_network {
+            ops.push(Op::LinkUp {
+                name: c"eth0",
+                address: Some((*address, crate::env::network::PREFIX)),
+            });
         }
         ops
     }
@@ -617,6 +639,7 @@ mod tests {
             disk: 1 << 30,
             rootless,
             host_network: false,
+            lab_network: None,
             mknod_devices: false,
             detach_old_root_later: false,
         }
