@@ -74,6 +74,9 @@ struct RunArgs {
     /// Where golden files live (instead of the nearest expected-output/).
     #[arg(long, value_name = "DIR")]
     expected_dir: Option<PathBuf>,
+    /// Where `copy` cells may copy files out of the environment (nowhere without it).
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
     /// A value for a docable `{{variable}}` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
@@ -498,10 +501,15 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
         fail_fast: args.fail_fast,
         keep: args.keep,
         expected_dir: args.expected_dir.clone(),
+        artifacts: args.artifacts.clone(),
     })
 }
 
 fn first_line(kind: &CellKind) -> String {
+    if let CellKind::Copy { steps } = kind {
+        let first = &steps[0];
+        return format!("COPY {} {}", first.from.show(), first.to.show());
+    }
     let text = match kind {
         CellKind::Command { script } => script.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
         CellKind::Transcript { steps, .. } => steps
@@ -510,6 +518,7 @@ fn first_line(kind: &CellKind) -> String {
         CellKind::File { .. } => "",
         CellKind::Script { program, .. } => program.lines().next().unwrap_or(""),
         CellKind::Skipped { reason } => reason.as_str(),
+        CellKind::Copy { .. } => "",
     };
     text.chars().filter(|c| !c.is_control()).take(60).collect()
 }
@@ -573,13 +582,7 @@ fn list(args: ListArgs) -> i32 {
             "BACKEND"
         ));
         for cell in &nb.cells {
-            let kind = match &cell.kind {
-                CellKind::Command { .. } => "command",
-                CellKind::Transcript { .. } => "transcript",
-                CellKind::File { .. } => "file",
-                CellKind::Script { .. } => "script",
-                CellKind::Skipped { .. } => "skipped",
-            };
+            let kind = cell.kind.name();
             let detail = match &cell.kind {
                 CellKind::File { .. } => {
                     format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::env::EnvSpec;
+use crate::notebook::copy_spec::{CopyStep, Place};
 use crate::notebook::{BackendKind, Cell, CellKind, Expected, ExpectedSource, Notebook, Settings};
 
 /// Default per-cell timeout.
@@ -32,6 +33,8 @@ pub struct RunOptions {
     /// `--keep`: leave the environment up after the run.
     pub keep: bool,
     pub expected_dir: Option<PathBuf>,
+    /// `--artifacts DIR`: where `copy` cells may write on this machine.
+    pub artifacts: Option<PathBuf>,
 }
 
 /// A cell as it will run.
@@ -62,6 +65,8 @@ pub struct Plan {
     pub output_cap: u64,
     pub fail_fast: bool,
     pub keep: bool,
+    /// Where `copy` cells may write on this machine (`--artifacts`).
+    pub artifacts: Option<PathBuf>,
     /// The selected cells, in document order.
     pub cells: Vec<PlannedCell>,
 }
@@ -178,6 +183,29 @@ fn substitute_kind(
         }
         other => other.clone(),
     })
+}
+
+/// A copy cell's machines must exist, and copying out needs `--artifacts`.
+fn check_copy(steps: &[CopyStep], targets: &[&str], artifacts: bool) -> Result<(), (u32, String)> {
+    for step in steps {
+        for place in [&step.from, &step.to] {
+            match place {
+                Place::Machine {
+                    target: Some(name), ..
+                } if !targets.contains(&name.as_str()) => {
+                    return Err((step.line, unknown_target(name, targets)));
+                }
+                Place::Artifacts(_) if !artifacts => {
+                    return Err((
+                        step.line,
+                        "copying out of the environment needs --artifacts DIR".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unknown_target(name: &str, known: &[&str]) -> String {
@@ -312,6 +340,10 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
                 .position(|n| n == name)
                 .ok_or_else(|| err(&notebook, cell.line, unknown_target(name, &target_names)))?,
         };
+        if let CellKind::Copy { steps } = &cell.kind {
+            check_copy(steps, &target_names, opts.artifacts.is_some())
+                .map_err(|(line, m)| err(&notebook, line, m))?;
+        }
         let golden_path = golden_dir.join(format!("{}.out", cell.id));
         let expected = match &cell.expected {
             Some(e) => Some(e.clone()),
@@ -397,6 +429,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         output_cap,
         fail_fast: opts.fail_fast,
         keep: opts.keep,
+        artifacts: opts.artifacts.clone(),
         cells,
         notebook,
     })

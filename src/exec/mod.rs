@@ -1,5 +1,6 @@
 //! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
 
+pub mod copy;
 pub mod dialect;
 pub mod machines;
 pub mod procs;

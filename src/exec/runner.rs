@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::check;
 use crate::env::{EnvError, Environment};
+use crate::exec::copy::CopyCell;
 use crate::exec::machines::Machines;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
 use crate::notebook::{BackendKind, Cell, CellKind};
@@ -23,16 +24,6 @@ use crate::report::{Event, Reporter};
 pub enum RunError {
     #[error("{path}: {source}")]
     Environment { path: String, source: EnvError },
-}
-
-fn kind_name(kind: &CellKind) -> &'static str {
-    match kind {
-        CellKind::Command { .. } => "command",
-        CellKind::Transcript { .. } => "transcript",
-        CellKind::File { .. } => "file",
-        CellKind::Script { .. } => "script",
-        CellKind::Skipped { .. } => "skipped",
-    }
 }
 
 /// Runs one notebook to the end (or to its first failure with `--fail-fast`).
@@ -82,18 +73,31 @@ pub async fn run_notebook(
             .for_cell(cell.attrs.privileged)
             .await
             .map_err(|e| env_error(EnvError::Io(e)))?;
-        let mut ctx = CellContext {
-            session,
-            environment: &machine.environment,
-            plan,
-            planned,
-            cell,
-            timeout,
-            reporter: &mut *reporter,
-            file_seq: &mut file_seq,
+        let (verdict, steps, mut notes) = if let CellKind::Copy { steps } = &planned.kind {
+            let copy = CopyCell {
+                plan,
+                planned,
+                timeout,
+            };
+            let (verdict, notes) = copy
+                .run(&mut machines, steps)
+                .await
+                .map_err(|e| env_error(EnvError::Io(e)))?;
+            (verdict, Vec::new(), notes)
+        } else {
+            let mut ctx = CellContext {
+                session,
+                environment: &machine.environment,
+                plan,
+                planned,
+                cell,
+                timeout,
+                reporter: &mut *reporter,
+                file_seq: &mut file_seq,
+            };
+            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?
         };
-        let (verdict, steps, mut notes) =
-            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
+        let machine = machines.get(planned.target);
         // What the limits counted since the last cell (one reading per cell: the reading
         // after a cell is the one before the next).
         if let (Some(watch), Some(before)) = (&machine.environment.watch, machine.usage.as_mut()) {
@@ -104,7 +108,7 @@ pub async fn run_notebook(
         let cell_outcome = CellOutcome {
             id: cell.id.clone(),
             line: cell.line,
-            kind: kind_name(&planned.kind),
+            kind: planned.kind.name(),
             verdict,
             steps,
             notes,
@@ -280,6 +284,9 @@ impl CellContext<'_> {
         let mut notes = Vec::new();
         match self.planned.kind.clone() {
             CellKind::Skipped { reason } => Ok((Verdict::Skipped { reason }, Vec::new(), notes)),
+            CellKind::Copy { .. } => Ok(Self::error(
+                "internal error: copy cells run with every machine at hand".into(),
+            )),
             CellKind::Command { script } => {
                 let split = check::split_streams(attrs, false);
                 let run = self.command(&script, split, cwd.as_deref()).await?;

@@ -42,7 +42,7 @@ fn is_ui_type(cell_type: &str) -> bool {
 
 /// Types a later release runs.
 fn is_planned_type(cell_type: &str) -> bool {
-    matches!(cell_type, "edit" | "copy" | "interactive")
+    matches!(cell_type, "edit" | "interactive")
 }
 
 /// Turns the scanned blocks into cells, one item at a time, in document order.
@@ -423,14 +423,16 @@ fn cell(
             fence_pos
         }
     };
-    let known = matches!(cell_type, "command" | "transcript" | "file" | "script")
-        || is_ui_type(cell_type)
+    let known = matches!(
+        cell_type,
+        "command" | "transcript" | "file" | "script" | "copy"
+    ) || is_ui_type(cell_type)
         || is_planned_type(cell_type);
     if !known {
         return Err(diag(
             type_pos(),
             format!(
-                "unknown cell type '{cell_type}' (known: command, transcript, file, script, output, and docable's ui types)"
+                "unknown cell type '{cell_type}' (known: command, transcript, file, script, copy, output, and docable's ui types)"
             ),
         ));
     }
@@ -575,6 +577,11 @@ fn kind_of(
             return Ok((kind, prefix));
         }
         "command" => CellKind::Command { script: text },
+        "copy" => {
+            let steps = super::copy_spec::parse(&text, fence_pos.0 + 1)
+                .map_err(|(line, message)| diag((line, 1), message))?;
+            CellKind::Copy { steps }
+        }
         "file" => {
             if ann.attrs.path.is_none() {
                 return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
@@ -651,6 +658,7 @@ mod tests {
                 interpreter,
                 program,
             } => format!("script {interpreter} {program:?}"),
+            CellKind::Copy { steps } => format!("copy {steps:?}"),
             CellKind::Skipped { reason } => format!("skipped {reason}"),
         }
     }
@@ -1031,9 +1039,9 @@ mod tests {
             ),
             (
                 "```bash | {type: 'copy'}\nx\n```\n",
+                2,
                 1,
-                12,
-                "cell type 'copy' is not supported yet",
+                "'x': a copy line is COPY SRC DEST",
             ),
             (
                 "```bash | {type: 'interactive'}\nx\n```\n",

@@ -146,8 +146,27 @@ pub enum CellKind {
         interpreter: String,
         program: String,
     },
+    /// `type: copy`: files between machines, into one from the notebook's directory, or out
+    /// into `--artifacts`.
+    Copy {
+        steps: Vec<super::copy_spec::CopyStep>,
+    },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
+}
+
+impl CellKind {
+    /// The kind as reports and `labrun list` name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellKind::Command { .. } => "command",
+            CellKind::Transcript { .. } => "transcript",
+            CellKind::File { .. } => "file",
+            CellKind::Script { .. } => "script",
+            CellKind::Copy { .. } => "copy",
+            CellKind::Skipped { .. } => "skipped",
+        }
+    }
 }
 
 /// One `$ ` step of a transcript.
