@@ -341,3 +341,24 @@ fn copy_lines_that_leave_their_directory_or_name_no_machine_are_refused() {
         );
     }
 }
+
+#[test]
+fn each_target_has_its_own_image_workdir_and_environment() {
+    let lab = Lab::new();
+    let text = "---\nlabrun:\n  env:\n    SHARED: everywhere\n  targets:\n    web:\n      image: busybox\n      workdir: /srv\n      env:\n        ROLE: server\n    client:\n      env:\n        ROLE: client\n---\n# Mixed\n\n"
+        .to_string()
+        + &cell("web", "web", "pwd; echo $ROLE $SHARED; echo busybox page > index.html; httpd -p 8080 -h /srv; readlink /bin/sh")
+        + &cell("client", "client", "pwd; echo $ROLE $SHARED; test -x /usr/bin/python3 && echo host image; sleep 0.2; wget -qO- http://web:8080/index.html");
+    lab.write("nb.md", &text);
+    let (ran, report) = lab.report("nb.md", &[]);
+    if !is_root() {
+        assert_eq!(ran.status, 3, "{}", report.text);
+        return;
+    }
+    assert_eq!(ran.status, 0, "{}", report.text);
+    assert_eq!(report.output("web"), "/srv\nserver everywhere\nbusybox\n");
+    assert_eq!(
+        report.output("client"),
+        "/lab\nclient everywhere\nhost image\nbusybox page\n"
+    );
+}

@@ -151,7 +151,10 @@ fn apply(
         "targets" | "run" | "timeout" | "total_timeout" if base.len() > 1 => {
             return Err(doc.key_error_at(
                 &path,
-                format!("{name}: '{key}' is a setting of the whole notebook, not of one target"),
+                format!(
+                    "{}: '{key}' is a setting of the whole notebook, not of one target",
+                    dotted(base)
+                ),
             ));
         }
         "backend" => {
@@ -790,6 +793,45 @@ mod tests {
     }
 
     #[test]
+    fn each_target_reads_its_own_settings_with_errors_at_its_keys() {
+        let md = "---\nlabrun:\n  image: busybox\n  targets:\n    web:\n      image: debian:bookworm\n      limits: {memory: 256MiB}\n      env: {ROLE: web}\n    db:\n---\n";
+        let (s, warnings) = settings(md).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.image.as_deref(), Some("busybox"));
+        let web = &s.targets[0];
+        assert_eq!(web.name, "web");
+        assert_eq!(web.settings.image.as_deref(), Some("debian:bookworm"));
+        assert_eq!(web.settings.limits["memory"], "256MiB");
+        assert_eq!(web.settings.env["ROLE"], "web");
+        assert_eq!(s.targets[1].name, "db");
+        assert_eq!(s.targets[1].settings.image, None);
+
+        let bad = "---\nlabrun:\n  targets:\n    web:\n      timeout: 5s\n---\n";
+        let e = settings(bad).unwrap_err();
+        assert_eq!((e.line, e.column), (5, 7), "{e:?}");
+        assert!(
+            e.message
+                .contains("labrun.targets.web: 'timeout' is a setting of the whole notebook"),
+            "{}",
+            e.message
+        );
+        let bad = "---\nlabrun:\n  targets:\n    web:\n      limits: {memory: lots}\n---\n";
+        let e = settings(bad).unwrap_err();
+        assert!(
+            e.message.starts_with("labrun.targets.web.limits.memory:"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.line, 5);
+        let (_, warnings) =
+            settings("---\nlabrun:\n  targets:\n    web: {imag: x}\n---\n").unwrap();
+        assert!(
+            warnings[0].message.contains("labrun.targets.web.imag"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn finds_the_block() {
         let cases: [(&str, Option<(&str, &str)>); 7] = [
             ("---\na: 1\n---\n# x\n", Some(("a: 1\n", "# x\n"))),
@@ -1038,6 +1080,31 @@ mod tests {
             });
             assert_eq!(got, want, "{comment}");
         }
+    }
+
+    #[test]
+    fn docable_targets_become_machines_with_their_own_backend_and_image() {
+        let comment = "<!--\ntargets:\n  - type: docker\n    name: web\n    image: nginx:1.27\n  - type: local\n    name: client\n-->";
+        let src = Source::decode(comment.as_bytes()).unwrap();
+        let (got, _) = read_docable(&src, 4, &comment[4..comment.len() - 3], 0);
+        let targets = got.unwrap().targets;
+        let seen: Vec<(&str, Option<BackendKind>, Option<&str>)> = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.settings.backend,
+                    t.settings.image.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("web", Some(BackendKind::Container), Some("nginx:1.27")),
+                ("client", Some(BackendKind::Container), Some("host")),
+            ]
+        );
     }
 
     #[test]
