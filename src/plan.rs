@@ -306,6 +306,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
                 .iter()
                 .any(|c| notebook.cells[c.index].attrs.privileged),
             hidden: vec![notebook_dir.clone(), golden_dir_root.clone()],
+            submission: None,
         },
         total_timeout: settings.total_timeout,
         output_cap,

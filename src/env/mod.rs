@@ -42,6 +42,8 @@ pub struct EnvSpec {
     /// Host paths the environment must not show: the notebook's directory and its expected
     /// output (grading adds the submissions).
     pub hidden: Vec<PathBuf>,
+    /// Grade mode: the submission's files, mounted read-only at `/lab/.submission`.
+    pub submission: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

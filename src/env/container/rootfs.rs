@@ -47,6 +47,8 @@ pub struct RootSpec {
     pub notebook_dir: PathBuf,
     /// Directories below `notebook_dir` (relative) that stay hidden there: expected output.
     pub notebook_masks: Vec<PathBuf>,
+    /// Grade mode: mounted read-only at `/lab/.submission`.
+    pub submission_dir: Option<PathBuf>,
     pub workdir: String,
     pub hostname: String,
     /// Size of the writable layer, in bytes.
@@ -279,6 +281,11 @@ impl RootSpec {
         bind_read_only(&mut ops, &self.notebook_dir, &notebook);
         for rel in &self.notebook_masks {
             ops.push(mask(&notebook.join(rel), true, true));
+        }
+        if let Some(dir) = &self.submission_dir {
+            let submission = merged.join("lab/.submission");
+            ops.push(mkdir(&submission, 0o755));
+            bind_read_only(&mut ops, dir, &submission);
         }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
@@ -612,6 +619,7 @@ mod tests {
             control_dir: PathBuf::from("/run/x/ctl"),
             notebook_dir: PathBuf::from("/"),
             notebook_masks: vec![],
+            submission_dir: None,
             workdir: "/lab".into(),
             hostname: "tour".into(),
             disk: 1 << 30,
