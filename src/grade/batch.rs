@@ -259,10 +259,27 @@ fn grade_one(
         score: score::total(&cells),
         max_score: score::max_score(&plan),
         error: None,
-        note: outcome.aborted.clone(),
+        note: outcome
+            .aborted
+            .as_deref()
+            .map(|why| submission_note(opts, &plan, why)),
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
         cells,
     })
+}
+
+/// Why a run stopped early, in grade mode's words: the deadline the run met is the
+/// submission's own when `--submission-timeout` set it.
+fn submission_note(opts: &GradeOptions, plan: &Plan, why: &str) -> String {
+    match (opts.submission_timeout, plan.total_timeout) {
+        (Some(limit), Some(total)) if limit == total && why.starts_with("total_timeout") => {
+            format!(
+                "--submission-timeout of {} reached; later cells did not run",
+                crate::units::show_duration(limit)
+            )
+        }
+        _ => why.to_string(),
+    }
 }
 
 /// The plan for this submission: the grading notebook with the submission mounted, and
