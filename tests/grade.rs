@@ -502,3 +502,29 @@ fn plain_runs_write_every_format() {
     assert!(lab.read("only.tap").starts_with("TAP version 14"));
     lab.run(&["--format", "xml", "nb.md"]).status(2);
 }
+
+#[test]
+fn a_terminal_shows_progress_with_an_eta_and_a_pipe_does_not() {
+    let lab = Lab::new();
+    lab.write("grading.md", "```console\n$ sleep 0.2\n```\n");
+    for i in 0..4 {
+        fs::create_dir_all(lab.path(&format!("subs/s{i}"))).unwrap();
+    }
+    // util-linux's `script` gives labrun a terminal (scripts/setup.sh installs util-linux).
+    let line = format!(
+        "{} grade grading.md --submissions subs --output out -j 2",
+        common::labrun_bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .current_dir(lab.dir.path())
+        .output()
+        .expect("script (util-linux)");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("4/4 submissions"), "{seen}");
+    assert!(seen.contains("ETA"), "{seen}");
+    let piped = grade(&lab, &[]);
+    piped.status(0);
+    assert!(!piped.stderr.contains("ETA"), "{}", piped.stderr);
+}
