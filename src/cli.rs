@@ -14,11 +14,12 @@ use crate::exec::runner::run_notebook;
 use crate::exit_code;
 use crate::notebook::{self, BackendKind, CellKind, ParseOptions};
 use crate::plan::{self, Plan, RunOptions};
+use crate::report::collect::{Assemble, CollectingReporter, RenderPart};
 use crate::report::human::{HumanReporter, Verbosity};
 use crate::report::json::JsonReporter;
 use crate::report::out::Out;
 use crate::report::style::{ColorChoice, Style, use_color};
-use crate::report::{Fanout, Reporter, Summary};
+use crate::report::{self, Fanout, Reporter, Summary};
 use crate::units;
 
 #[derive(Parser, Debug)]
@@ -41,6 +42,10 @@ enum Command {
     Run(Box<RunArgs>),
     /// Show each notebook's cells: id, line, type, backend and first command line.
     List(ListArgs),
+    /// Grade submissions: run a grading notebook once per submission, into a grade book.
+    Grade(Box<crate::grade::command::GradeArgs>),
+    /// Join the grade books of shards (`grade --shard K/N`) into one.
+    Merge(crate::grade::command::MergeArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,7 +112,8 @@ struct RunArgs {
     /// Notebooks at once (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     jobs: Option<usize>,
-    /// Report format: human or json; json=PATH writes it to a file (repeatable).
+    /// Report format: human, json, junit, tap, html, gradescope or csv; FORMAT=PATH writes it
+    /// to a file (repeatable).
     #[arg(long = "format", value_name = "FORMAT[=PATH]", default_value = "human")]
     formats: Vec<String>,
     /// Write the (single) report to this file instead of stdout.
@@ -136,7 +142,7 @@ struct ListArgs {
     backend: Option<BackendArg>,
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "list", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "list", "grade", "merge", "help"];
 
 /// Inserts the default `run` when the first argument is not a subcommand or a top-level flag.
 fn with_default_command(args: Vec<String>) -> Vec<String> {
@@ -177,10 +183,12 @@ pub fn main_with(args: Vec<String>) -> i32 {
     match cli.command {
         Command::Run(args) => run(*args),
         Command::List(args) => list(args),
+        Command::Grade(args) => crate::grade::command::grade_command(*args),
+        Command::Merge(args) => crate::grade::command::merge_command(args),
     }
 }
 
-fn parse_pairs(
+pub(crate) fn parse_pairs(
     items: &[String],
     flag: &str,
     from_env: bool,
@@ -206,6 +214,8 @@ fn parse_pairs(
 enum Format {
     Human(Option<PathBuf>),
     Json(Option<PathBuf>),
+    /// JUnit, TAP, HTML, Gradescope, CSV: documents written at the end.
+    Document(&'static str, Option<PathBuf>),
 }
 
 fn formats(args: &RunArgs) -> Result<Vec<Format>, String> {
@@ -218,20 +228,46 @@ fn formats(args: &RunArgs) -> Result<Vec<Format>, String> {
         out.push(match name {
             "human" => Format::Human(path),
             "json" => Format::Json(path),
-            other => {
-                return Err(format!(
-                    "--format {other}: not a format of this release (human, json)"
-                ));
-            }
+            other => match DOCUMENTS.iter().find(|d| d.0 == other) {
+                Some(d) => Format::Document(d.0, path),
+                None => {
+                    return Err(format!(
+                        "--format {other}: not a format of this release (human, json, junit, tap, html, gradescope, csv)"
+                    ));
+                }
+            },
         });
     }
     if let Some(p) = &args.output {
         match out.as_mut_slice() {
-            [Format::Human(path)] | [Format::Json(path)] => *path = Some(p.clone()),
+            [Format::Human(path)] | [Format::Json(path)] | [Format::Document(_, path)] => {
+                *path = Some(p.clone())
+            }
             _ => return Err("--output goes with exactly one --format".into()),
         }
     }
     Ok(out)
+}
+
+/// The document formats: name, how one notebook renders, how the document is assembled.
+const DOCUMENTS: &[(&str, RenderPart, Assemble)] = &[
+    ("junit", report::junit::suite, report::junit::document),
+    ("tap", report::tap::points, report::tap::document),
+    ("html", report::html::notebook, report::html::document),
+    (
+        "gradescope",
+        report::gradescope::tests,
+        report::gradescope::document,
+    ),
+    ("csv", report::csv::rows, report::csv::document),
+];
+
+fn document_reporter(name: &str, out: Out) -> Box<dyn Reporter> {
+    let (_, render, assemble) = DOCUMENTS
+        .iter()
+        .find(|d| d.0 == name)
+        .expect("a known document format");
+    Box::new(CollectingReporter::new(out, *render, *assemble))
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -296,6 +332,11 @@ fn run(args: RunArgs) -> i32 {
                 None => Ok(Out::stdout()),
             }
             .map(|o| Box::new(JsonReporter::new(o)) as Box<dyn Reporter>),
+            Format::Document(name, path) => match path {
+                Some(p) => Out::file(&p),
+                None => Ok(Out::stdout()),
+            }
+            .map(|o| document_reporter(name, o)),
         };
         match made {
             Ok(r) => reporters.push(r),
@@ -311,45 +352,30 @@ fn run(args: RunArgs) -> i32 {
     };
 
     procs::become_subreaper();
-    let queue = Mutex::new(args.notebooks.iter().collect::<Vec<_>>().into_iter());
-    let results = Mutex::new(Vec::<NotebookResult>::new());
-    // Each worker takes notebooks off the queue until it is empty or Ctrl-C stops the run.
-    let worker = || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        loop {
-            let Some(path) = queue.lock().unwrap().next() else {
-                break;
-            };
-            let result = rt.block_on(one_notebook(
+    let mut results = Vec::<NotebookResult>::new();
+    // Workers take notebooks off one queue until it is empty or Ctrl-C stops the run.
+    crate::grade::scheduler::run(
+        args.notebooks.iter().collect(),
+        jobs,
+        false,
+        |rt, path| {
+            rt.block_on(one_notebook(
                 path,
                 &parse_opts,
                 &opts,
                 args.update,
                 &reporter,
-            ));
-            let stop = result.status == exit_code::INTERRUPTED;
-            results.lock().unwrap().push(result);
-            if stop {
-                break;
-            }
-        }
-    };
-    if jobs == 1 {
-        worker();
-    } else {
-        std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(worker);
-            }
-        });
-    }
+            ))
+        },
+        |result| {
+            let go_on = result.status != exit_code::INTERRUPTED;
+            results.push(result);
+            go_on
+        },
+    );
     // Daemons that cells double-forked reparented to labrun; none outlives the run.
     procs::kill_descendants(std::process::id(), Duration::from_secs(5));
 
-    let results = results.into_inner().unwrap();
     let mut summary = Summary {
         notebooks: results.len(),
         passed: 0,

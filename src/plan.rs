@@ -276,6 +276,7 @@ impl Machine {
             privileged: self.privileged,
             hidden: self.hidden,
             network: None,
+            submission: None,
         })
     }
 }

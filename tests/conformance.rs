@@ -28,6 +28,7 @@ struct Lab {
 
 fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
     let spec = EnvSpec {
+        submission: None,
         backend,
         env: BTreeMap::new(),
         // A directory every user can read (the rootless run is not the checkout's owner).

@@ -46,6 +46,8 @@ pub struct EnvSpec {
     /// The lab's network this machine joins (several machines; set by the runner, which
     /// made the network).
     pub network: Option<network::NetAttach>,
+    /// Grade mode: the submission's files, mounted read-only at `/lab/.submission`.
+    pub submission: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use crate::check;
 use crate::env::{EnvError, Environment};
 use crate::exec::copy::CopyCell;
 use crate::exec::machines::Machines;
+use crate::exec::sessions::Sessions;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
 use crate::notebook::{BackendKind, Cell, CellKind};
 use crate::outcome::{
@@ -40,6 +41,11 @@ pub async fn run_notebook(
     crate::trace::mark("planned");
     let mut machines = Machines::start(plan).await.map_err(env_error)?;
     crate::trace::mark("shell started");
+    if plan.env.submission.is_some() {
+        copy_submission(&mut machines.get(0).sessions, plan.output_cap)
+            .await
+            .map_err(env_error)?;
+    }
     let mut outcome = NotebookOutcome {
         path: plan.notebook.path.clone(),
         cells: Vec::new(),
@@ -144,6 +150,32 @@ pub async fn run_notebook(
         outcome: &outcome,
     });
     Ok(outcome)
+}
+
+/// Grade mode: copies the submission (read-only at `/lab/.submission`) into the working
+/// directory before the first cell, so the grader's cells find its files in place.
+async fn copy_submission(sessions: &mut Sessions, output_cap: u64) -> Result<(), EnvError> {
+    let session = sessions.for_cell(false).await?;
+    let env = std::collections::BTreeMap::new();
+    let opts = RunOptions {
+        timeout: Duration::from_secs(60),
+        split_streams: false,
+        env: &env,
+        cwd: None,
+        output_cap,
+        live: None,
+    };
+    let run = session
+        .run_batch(&["cp -R /lab/.submission/. ./"], opts)
+        .await?
+        .remove(0);
+    if run.status != ExitStatus::Code(0) {
+        return Err(EnvError::Other(format!(
+            "could not copy the submission into the working directory: {}",
+            String::from_utf8_lossy(&run.output).trim()
+        )));
+    }
+    Ok(())
 }
 
 struct CellContext<'a> {

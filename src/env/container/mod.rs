@@ -205,6 +205,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
                 (!rel.as_os_str().is_empty() && h.exists()).then(|| rel.to_path_buf())
             })
             .collect(),
+        submission_dir: spec.submission.clone(),
         workdir: workdir.clone(),
         hostname: spec.hostname.clone(),
         lab_network: match &spec.network {
@@ -262,6 +263,9 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let mut env = default_env();
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());
+    if spec.submission.is_some() {
+        env.insert("LABRUN_SUBMISSION_DIR".into(), "/lab/.submission".into());
+    }
     env.extend(spec.env.clone());
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),

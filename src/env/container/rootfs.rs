@@ -47,6 +47,8 @@ pub struct RootSpec {
     pub notebook_dir: PathBuf,
     /// Directories below `notebook_dir` (relative) that stay hidden there: expected output.
     pub notebook_masks: Vec<PathBuf>,
+    /// Grade mode: mounted read-only at `/lab/.submission`.
+    pub submission_dir: Option<PathBuf>,
     pub workdir: String,
     pub hostname: String,
     /// On a lab's network: `eth0`'s address (the interface is already in the namespace the
@@ -292,6 +294,11 @@ impl RootSpec {
                 owner: None,
             });
             bind_read_only(&mut ops, hosts, &etc.join("hosts"));
+        }
+        if let Some(dir) = &self.submission_dir {
+            let submission = merged.join("lab/.submission");
+            ops.push(mkdir(&submission, 0o755));
+            bind_read_only(&mut ops, dir, &submission);
         }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
@@ -634,6 +641,7 @@ mod tests {
             control_dir: PathBuf::from("/run/x/ctl"),
             notebook_dir: PathBuf::from("/"),
             notebook_masks: vec![],
+            submission_dir: None,
             workdir: "/lab".into(),
             hostname: "tour".into(),
             disk: 1 << 30,
