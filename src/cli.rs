@@ -507,7 +507,8 @@ fn first_line(kind: &CellKind) -> String {
         CellKind::Transcript { steps, .. } => steps
             .first()
             .map_or("", |s| s.command.lines().next().unwrap_or("")),
-        CellKind::File { .. } => "",
+        CellKind::File { .. } | CellKind::Edit { .. } => "",
+        CellKind::Interactive { command, .. } => command.as_str(),
         CellKind::Script { program, .. } => program.lines().next().unwrap_or(""),
         CellKind::Skipped { reason } => reason.as_str(),
     };
@@ -546,15 +547,9 @@ fn list(args: ListArgs) -> i32 {
             "ID", "LINE", "TYPE", "BACKEND"
         ));
         for cell in &nb.cells {
-            let kind = match &cell.kind {
-                CellKind::Command { .. } => "command",
-                CellKind::Transcript { .. } => "transcript",
-                CellKind::File { .. } => "file",
-                CellKind::Script { .. } => "script",
-                CellKind::Skipped { .. } => "skipped",
-            };
+            let kind = cell.kind.name();
             let detail = match &cell.kind {
-                CellKind::File { .. } => {
+                CellKind::File { .. } | CellKind::Edit { .. } => {
                     format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
                 }
                 k => first_line(k),

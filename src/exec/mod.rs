@@ -1,7 +1,10 @@
 //! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
 
+pub mod background;
 pub mod dialect;
 pub mod procs;
+pub mod program;
+pub mod pty;
 pub mod runner;
 pub mod session;
 pub mod sessions;

@@ -15,6 +15,7 @@ use super::blocks::{Fenced, Item};
 use super::hash::FastState;
 use super::huge;
 use super::ids::Ids;
+use super::interactive;
 use super::model::{Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, Span};
 use super::source::Source;
 use super::transcript::{self, RawLine};
@@ -42,7 +43,7 @@ fn is_ui_type(cell_type: &str) -> bool {
 
 /// Types a later release runs.
 fn is_planned_type(cell_type: &str) -> bool {
-    matches!(cell_type, "edit" | "copy" | "interactive")
+    matches!(cell_type, "copy")
 }
 
 /// Turns the scanned blocks into cells, one item at a time, in document order.
@@ -423,8 +424,10 @@ fn cell(
             fence_pos
         }
     };
-    let known = matches!(cell_type, "command" | "transcript" | "file" | "script")
-        || is_ui_type(cell_type)
+    let known = matches!(
+        cell_type,
+        "command" | "transcript" | "file" | "script" | "interactive" | "edit"
+    ) || is_ui_type(cell_type)
         || is_planned_type(cell_type);
     if !known {
         return Err(diag(
@@ -476,13 +479,12 @@ fn cell(
                     format!("cell type '{cell_type}' is not supported yet"),
                 ));
             }
-            if a.tty {
-                return Err(diag(at("tty"), "attribute 'tty' is not supported yet"));
-            }
-            if let Some(name) = ann.background {
+            if let Some(name) = ann.background
+                && (a.tty || cell_type != "command")
+            {
                 return Err(diag(
                     at(name),
-                    format!("attribute '{name}' is not supported yet"),
+                    format!("attribute '{name}' applies to command cells without tty"),
                 ));
             }
             kind_of(src, &f, &info, cell_type, ann, fence_pos, scratch)?
@@ -575,6 +577,27 @@ fn kind_of(
             return Ok((kind, prefix));
         }
         "command" => CellKind::Command { script: text },
+        "interactive" => {
+            let Some(prompt) = ann.attrs.prompt.as_deref() else {
+                return Err(diag(
+                    type_pos(),
+                    "an interactive cell needs a 'prompt' attribute (what the program shows when it waits for a line)",
+                ));
+            };
+            let c =
+                interactive::parse(&text, prompt, f.line + 1).map_err(|m| diag(fence_pos, m))?;
+            CellKind::Interactive {
+                command: c.command,
+                banner: c.banner,
+                steps: c.steps,
+            }
+        }
+        "edit" => {
+            if ann.attrs.path.is_none() {
+                return Err(diag(type_pos(), "an edit cell needs a 'path' attribute"));
+            }
+            CellKind::Edit { diff: text }
+        }
         "file" => {
             if ann.attrs.path.is_none() {
                 return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
@@ -651,6 +674,14 @@ mod tests {
                 interpreter,
                 program,
             } => format!("script {interpreter} {program:?}"),
+            CellKind::Interactive { command, steps, .. } => format!(
+                "interactive {command:?} {:?}",
+                steps
+                    .iter()
+                    .map(|s| format!("{}=>{}", s.command, s.expected))
+                    .collect::<Vec<_>>()
+            ),
+            CellKind::Edit { diff } => format!("edit {diff:?}"),
             CellKind::Skipped { reason } => format!("skipped {reason}"),
         }
     }
@@ -836,6 +867,19 @@ mod tests {
                     ("cell-1", "skipped docable ui cell 'quiz'"),
                     ("v1", "skipped docable ui cell 'youtube'"),
                 ],
+            ),
+            (
+                "```bash | {type: 'interactive', prompt: 'C-$ '}\n$ sh\nC-$ ls\nHELLO.txt\nC-$ exit\n```\n",
+                false,
+                vec![(
+                    "cell-1",
+                    "interactive \"sh\" [\"ls=>HELLO.txt\", \"exit=>\"]",
+                )],
+            ),
+            (
+                "```diff | {type:'edit',path:'id.js'}\n@@ -1 +1 @@\n-a\n+b\n```\n",
+                false,
+                vec![("cell-1", "edit \"@@ -1 +1 @@\\n-a\\n+b\\n\"")],
             ),
             // Later features are inert when skipped.
             (
@@ -1024,10 +1068,10 @@ mod tests {
     fn errors_name_line_and_column() {
         let cases = [
             (
-                "# T\n\n```bash | {type: 'edit', path: 'f'}\nx\n```\n",
+                "# T\n\n```bash | {type: 'edit'}\nx\n```\n",
                 3,
                 12,
-                "cell type 'edit' is not supported yet",
+                "an edit cell needs a 'path' attribute",
             ),
             (
                 "```bash | {type: 'copy'}\nx\n```\n",
@@ -1039,25 +1083,19 @@ mod tests {
                 "```bash | {type: 'interactive'}\nx\n```\n",
                 1,
                 12,
-                "cell type 'interactive' is not supported yet",
+                "an interactive cell needs a 'prompt' attribute",
             ),
             (
-                "```bash | {type: 'command', tty: true}\nx\n```\n",
+                "```bash | {type: 'command', tty: true, serve: true}\nx\n```\n",
                 1,
-                29,
-                "attribute 'tty' is not supported yet",
+                40,
+                "attribute 'serve' applies to command cells without tty",
             ),
             (
-                "```bash | {serve: true}\nx\n```\n",
+                "```bash | {type: 'file', path: x, spawn: 'yes'}\nx\n```\n",
                 1,
-                12,
-                "attribute 'serve' is not supported yet",
-            ),
-            (
-                "```bash | {spawn: 'yes'}\nx\n```\n",
-                1,
-                12,
-                "attribute 'spawn' is not supported yet",
+                35,
+                "attribute 'spawn' applies to command cells without tty",
             ),
             (
                 "```bash | {type: 'comand'}\nx\n```\n",

@@ -14,6 +14,7 @@ mod front_matter;
 mod hash;
 mod huge;
 mod ids;
+mod interactive;
 pub mod model;
 mod source;
 mod transcript;

@@ -137,8 +137,33 @@ pub enum CellKind {
         interpreter: String,
         program: String,
     },
+    /// `type: interactive`: `command` starts a program on a terminal; each step types its
+    /// `command` when the cell's prompt shows and expects the screen output after it.
+    Interactive {
+        command: String,
+        /// Expected lines before the first prompt (compared only when some are written).
+        banner: String,
+        steps: Vec<Step>,
+    },
+    /// `type: edit`: a unified diff applied to the cell's `path`.
+    Edit { diff: String },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
+}
+
+impl CellKind {
+    /// The kind's name in listings and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellKind::Command { .. } => "command",
+            CellKind::Transcript { .. } => "transcript",
+            CellKind::File { .. } => "file",
+            CellKind::Script { .. } => "script",
+            CellKind::Interactive { .. } => "interactive",
+            CellKind::Edit { .. } => "edit",
+            CellKind::Skipped { .. } => "skipped",
+        }
+    }
 }
 
 /// One `$ ` step of a transcript.
@@ -246,6 +271,14 @@ pub struct Attrs {
     pub permission: Option<String>,
     pub append: bool,
     pub variables: Vec<String>,
+    /// `prompt:` of an interactive cell (what the program shows when it waits for a line).
+    pub prompt: Option<String>,
+    /// `spawn: true` / `serve: true`: the command runs in the background until the run ends.
+    pub background: bool,
+    /// `wait_for:` of a background cell: `port:N`, `file:PATH`, or a line of its output.
+    pub wait_for: Option<String>,
+    /// `shell:` the program that runs this cell's commands (`bash`, `sh`, ...).
+    pub shell: Option<String>,
 }
 
 impl Default for Attrs {
@@ -275,6 +308,10 @@ impl Default for Attrs {
             permission: Default::default(),
             append: Default::default(),
             variables: Default::default(),
+            prompt: Default::default(),
+            background: Default::default(),
+            wait_for: Default::default(),
+            shell: Default::default(),
         }
     }
 }
