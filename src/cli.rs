@@ -546,18 +546,43 @@ fn list(args: ListArgs) -> i32 {
             "  {:width$}  {:>5}  {:10}  {:9}  FIRST LINE\n",
             "ID", "LINE", "TYPE", "BACKEND"
         ));
-        for cell in &nb.cells {
-            let kind = cell.kind.name();
-            let detail = match &cell.kind {
-                CellKind::File { .. } | CellKind::Edit { .. } => {
-                    format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
-                }
-                k => first_line(k),
-            };
-            out.write(&format!(
+        let mut rows: Vec<(u32, String)> = nb
+            .cells
+            .iter()
+            .map(|cell| {
+                let detail = match &cell.kind {
+                    CellKind::File { .. } | CellKind::Edit { .. } => {
+                        format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
+                    }
+                    k => first_line(k),
+                };
+                let row = format!(
+                    "  {:width$}  {:>5}  {:10}  {:9}  {}\n",
+                    cell.id.0,
+                    cell.line,
+                    cell.kind.name(),
+                    backend,
+                    detail
+                );
+                (cell.line, row)
+            })
+            .collect();
+        rows.extend(nb.not_run.iter().map(|block| {
+            let shown: String = block
+                .first_line
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect();
+            let row = format!(
                 "  {:width$}  {:>5}  {:10}  {:9}  {}\n",
-                cell.id.0, cell.line, kind, backend, detail
-            ));
+                "-", block.line, "not run", "-", shown
+            );
+            (block.line, row)
+        }));
+        rows.sort_by_key(|(line, _)| *line);
+        for (_, row) in rows {
+            out.write(&row);
         }
     }
     out.flush();

@@ -1,6 +1,7 @@
 //! Execution: sessions, timeouts, interrupts and parallel notebooks. The only async code.
 
 pub mod background;
+pub mod cell_shell;
 pub mod dialect;
 pub mod procs;
 pub mod program;

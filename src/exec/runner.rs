@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::check;
 use crate::env::{self, EnvError, Environment};
 use crate::exec::background::{Background, Ready};
+use crate::exec::cell_shell;
 use crate::exec::pty;
 use crate::exec::pty::conversation::Script;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
@@ -194,9 +195,41 @@ impl CellContext<'_> {
         Ok(runs.remove(0))
     }
 
+    /// `script` run as the cell's `user:` with its `shell:`.
+    fn as_cell_says(&self, script: &str) -> String {
+        let attrs = &self.cell.attrs;
+        let session_shell = self.session.launch().program.to_string_lossy();
+        cell_shell::wrap(
+            script,
+            attrs.user.as_deref(),
+            attrs.shell.as_deref(),
+            &session_shell,
+            self.session.dialect(),
+        )
+    }
+
+    /// Runs one of labrun's own commands for this cell.
+    async fn labrun_command(&mut self, script: &str, split: bool) -> std::io::Result<CommandRun> {
+        let mut runs = self.run_as_written(&[script], split, None).await?;
+        Ok(runs.remove(0))
+    }
+
     /// Runs commands of this cell (a transcript's steps) in one batch: one round trip to the
     /// shell, each command still captured, timed and checked on its own.
     async fn batch(
+        &mut self,
+        scripts: &[&str],
+        split: bool,
+        cwd: Option<&str>,
+    ) -> std::io::Result<Vec<CommandRun>> {
+        let wrapped: Vec<String> = scripts.iter().map(|s| self.as_cell_says(s)).collect();
+        let scripts: Vec<&str> = wrapped.iter().map(String::as_str).collect();
+        self.run_as_written(&scripts, split, cwd).await
+    }
+
+    /// Runs labrun's own commands for a cell (writing a file, reading one to edit), as the
+    /// session's user and shell whatever the cell says.
+    async fn run_as_written(
         &mut self,
         scripts: &[&str],
         split: bool,
@@ -287,8 +320,16 @@ impl CellContext<'_> {
             typed: &[],
             end_of_file: true,
         };
-        let ran =
-            pty::program::run(self.session, script, &attrs.env, cwd, &on_tty, self.timeout).await?;
+        let command = self.as_cell_says(script);
+        let ran = pty::program::run(
+            self.session,
+            &command,
+            &attrs.env,
+            cwd,
+            &on_tty,
+            self.timeout,
+        )
+        .await?;
         let (verdict, run) = check::terminal::check_tty(
             attrs,
             expected,
@@ -313,7 +354,8 @@ impl CellContext<'_> {
         cwd: Option<&str>,
     ) -> std::io::Result<CellResult> {
         let attrs = &self.cell.attrs;
-        let program = Background::start(self.session, script, &attrs.env, cwd).await?;
+        let command = self.as_cell_says(script);
+        let program = Background::start(self.session, &command, &attrs.env, cwd).await?;
         let deadline = Instant::now() + self.timeout;
         let waited = match attrs.wait_for.as_deref().map(Ready::parse) {
             Some(ready) => program.wait(&ready, self.session, deadline).await,
@@ -370,7 +412,7 @@ impl CellContext<'_> {
             shell_quote(&staged),
             shell_quote(&target)
         );
-        let run = self.command(&script, false, None).await?;
+        let run = self.labrun_command(&script, false).await?;
         Ok(Self::written(&path, &run))
     }
 
@@ -419,9 +461,10 @@ impl CellContext<'_> {
                     typed: &typed,
                     end_of_file: false,
                 };
+                let started = self.as_cell_says(&command);
                 let ran = pty::program::run(
                     self.session,
-                    &command,
+                    &started,
                     &attrs.env,
                     cwd.as_deref(),
                     &script,
@@ -512,7 +555,14 @@ impl CellContext<'_> {
                         shell_quote(&target)
                     ));
                 }
-                let run = self.command(&script, false, None).await?;
+                if let Some(user) = &attrs.user {
+                    script.push_str(&format!(
+                        " && {run_tool} chown {} -- {}",
+                        shell_quote(user),
+                        shell_quote(&target)
+                    ));
+                }
+                let run = self.labrun_command(&script, false).await?;
                 Ok(Self::written(attrs.path.as_deref().unwrap_or(""), &run))
             }
             CellKind::Transcript { steps, stdout_only } => {

@@ -16,7 +16,9 @@ use super::hash::FastState;
 use super::huge;
 use super::ids::Ids;
 use super::interactive;
-use super::model::{Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, Span};
+use super::model::{
+    Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, ProseBlock, Span,
+};
 use super::source::Source;
 use super::transcript::{self, RawLine};
 
@@ -52,6 +54,7 @@ pub struct Builder<'s> {
     run_all: bool,
     ids: Ids,
     cells: Vec<Cell>,
+    not_run: Vec<ProseBlock>,
     warnings: Vec<Diagnostic>,
     /// The cell an `output` block would belong to: only when it is the very next fenced block.
     previous_cell: Option<usize>,
@@ -90,6 +93,7 @@ impl<'s> Builder<'s> {
             run_all,
             ids: Ids::default(),
             cells: Vec::new(),
+            not_run: Vec::new(),
             warnings: Vec::new(),
             previous_cell: None,
             cache: HashMap::default(),
@@ -118,6 +122,17 @@ impl<'s> Builder<'s> {
                 if !f.closed {
                     self.warnings.push(unclosed(src, &f, false));
                 }
+                let (text, _) = self.scratch.clear();
+                f.read_body_into(src, text, None);
+                self.not_run.push(ProseBlock {
+                    line: f.line,
+                    lang: info.lang.to_owned(),
+                    first_line: text
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("")
+                        .to_owned(),
+                });
                 self.previous_cell = None;
             }
             Role::Output => {
@@ -159,9 +174,9 @@ impl<'s> Builder<'s> {
         Ok(attrs)
     }
 
-    /// The cells, and the warnings found on the way.
-    pub fn finish(self) -> (Vec<Cell>, Vec<Diagnostic>) {
-        (self.cells, self.warnings)
+    /// The cells, the blocks that are not, and the warnings found on the way.
+    pub fn finish(self) -> (Vec<Cell>, Vec<ProseBlock>, Vec<Diagnostic>) {
+        (self.cells, self.not_run, self.warnings)
     }
 }
 

@@ -40,7 +40,20 @@ pub struct Notebook {
     pub line_ending: LineEnding,
     pub settings: Settings,
     pub cells: Vec<Cell>,
+    /// Fenced blocks that are not cells (prose, `labrun list` shows them as not run).
+    pub not_run: Vec<ProseBlock>,
     pub warnings: Vec<Diagnostic>,
+}
+
+/// A fenced block labrun reads as prose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProseBlock {
+    /// Line of the opening fence.
+    pub line: u32,
+    /// The first word of its info string (may be empty).
+    pub lang: String,
+    /// Its first non-empty line.
+    pub first_line: String,
 }
 
 /// A warning or error that points into a notebook.
