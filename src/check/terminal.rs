@@ -92,14 +92,27 @@ pub fn check_interactive(
     for (step, shown) in steps.iter().zip(&talk.replies) {
         record(&step.command, step.line, &step.expected, shown);
     }
+    // How the program ended is a step of its own, under the line that started it, so that
+    // every report shows it.
     let prompt = attrs.prompt.as_deref().unwrap_or("");
-    failures.extend(end_failure(&talk.end, prompt, steps, timeout));
+    let mut ending: Vec<Failure> = end_failure(&talk.end, prompt, steps, timeout)
+        .into_iter()
+        .collect();
     if let Some(code) = status.map(ExitStatus::code)
         && !attrs.exit.accepts(code)
     {
-        failures.push(Failure::ExitStatus {
+        ending.push(Failure::ExitStatus {
             expected: attrs.exit.clone(),
             got: code,
+        });
+    }
+    if !ending.is_empty() {
+        failures.extend(ending.iter().cloned());
+        outcomes.push(StepOutcome {
+            command: command.to_owned(),
+            line,
+            run: screen_run("", status, Duration::ZERO),
+            verdict: Verdict::Failed(ending),
         });
     }
     let verdict = if failures.is_empty() {
