@@ -219,3 +219,21 @@ fn a_script_cell_names_the_interpreter_it_lacks() {
         report.text
     );
 }
+
+#[test]
+fn programs_beside_the_session_see_its_state_on_every_backend() {
+    let cells = "```console\n$ export GREETING=hi; mkdir -p sub; cd sub\n```\n\n```bash | {type: 'interactive', prompt: 'p$ ', id: talk}\n$ PS1='p$ ' sh\np$ echo \"$GREETING from $(basename \"$PWD\")\"\nhi from sub\np$ exit\n```\n\n```bash | {tty: true, id: tty}\necho \"$GREETING on a terminal\"\n```\n```output\nhi on a terminal\n```\n\n```bash | {spawn: true, wait_for: 'file:here', id: bg}\necho \"$GREETING\" > here; exec sleep 100\n```\n\n```console | {id: after}\n$ cat here\nhi\n```\n";
+    let settings = [
+        ("host", "---\nlabrun:\n  backend: host\n---\n"),
+        ("container", ""),
+        ("busybox", "---\nlabrun:\n  image: busybox\n---\n"),
+    ];
+    for (name, front) in settings {
+        let lab = Lab::new();
+        lab.write("nb.md", &format!("{front}# T\n\n{cells}"));
+        let (_ran, report) = lab.report("nb.md", &[]);
+        for id in ["talk", "tty", "bg", "after"] {
+            assert_eq!(report.status(id), "passed", "{name}: {id}\n{}", report.text);
+        }
+    }
+}
