@@ -21,7 +21,11 @@ fn screen_run(screen: &str, status: Option<ExitStatus>, duration: Duration) -> C
 
 /// Screen text set off from the message around it, one `| ` line each.
 pub fn quoted(text: &str) -> String {
-    let lines: Vec<String> = text.trim().lines().map(|l| format!("| {l}")).collect();
+    let lines: Vec<String> = text
+        .trim()
+        .lines()
+        .map(|l| format!("| {l}").trim_end().to_owned())
+        .collect();
     lines.join("\n")
 }
 
