@@ -67,7 +67,7 @@ fn a_prompt_that_never_comes_fails_at_the_timeout_with_the_screen() {
 
 #[test]
 fn tty_commands_run_on_a_terminal_and_see_end_of_file() {
-    let cells = "```bash | {tty: true, id: tty}\ntest -t 0 && test -t 1 && echo terminal; cat; echo \"size $(stty size)\"\n```\n```output\nterminal\nsize 24 80\n```\n\n```bash | {id: plain}\ntest -t 0 || echo no terminal\n```\n```output\nno terminal\n```\n";
+    let cells = "```bash | {tty: true, id: tty}\ntest -t 0 && test -t 1 && echo terminal; cat; echo \"size $(stty size)\"; echo controlling > /dev/tty\n```\n```output\nterminal\nsize 24 80\ncontrolling\n```\n\n```bash | {id: plain}\ntest -t 0 || echo no terminal\n```\n```output\nno terminal\n```\n";
     let (_lab, report) = run(cells, &[]);
     report.assert_status("tty", "passed");
     report.assert_status("plain", "passed");

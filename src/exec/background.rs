@@ -75,7 +75,7 @@ impl Background {
             .join(format!("background.{}", random_token()));
         let output: OwnedFd = fs::File::create(&log)?.into();
         let input: OwnedFd = fs::File::open("/dev/null")?.into();
-        let process = program::start(session, command, env, cwd, input, output).await?;
+        let process = program::start(session, command, (env, cwd), input, output, false).await?;
         Ok(Background { process, log })
     }
 

@@ -11,14 +11,15 @@ use super::session::{ShellSession, random_token, shell_quote};
 use super::shell_process::ShellProcess;
 
 /// Starts `command` as the session's shell would run it, with `input` as its stdin and
-/// `output` as its stdout and stderr. `env` is the cell's own, `cwd` its `path:`.
+/// `output` as its stdout and stderr. `env` is the cell's own, `cwd` its `path:`. When
+/// `terminal`, `input` is a terminal that becomes the program's controlling terminal.
 pub async fn start(
     session: &mut ShellSession,
     command: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&str>,
+    (env, cwd): (&BTreeMap<String, String>, Option<&str>),
     input: OwnedFd,
     output: OwnedFd,
+    terminal: bool,
 ) -> std::io::Result<Box<dyn ShellProcess>> {
     let state = session.export_state().await?;
     let dialect = session.dialect();
@@ -32,6 +33,13 @@ pub async fn start(
     }
     // The starter hands `output` over as fd 3 (where the session's status socket goes).
     text.push_str("exec 1>&3 2>&3 3>&-\n");
+    if terminal {
+        // The shell leads a session of its own (the starters see to it): opening its
+        // terminal again, through the descriptor's own link rather than a /dev/pts name that
+        // may be another device in a container, makes it the session's controlling terminal,
+        // so the program gets job control and Ctrl-C.
+        text.push_str("exec 0<>/proc/self/fd/0 1>&0 2>&0\n");
+    }
     text.push_str(command);
     text.push('\n');
     let name = format!("program.{}", random_token());

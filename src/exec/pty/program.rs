@@ -31,7 +31,7 @@ pub async fn run(
     let deadline = started + timeout;
     let (terminal, slave) = Terminal::open()?;
     let second = slave.try_clone()?;
-    let mut process = program::start(session, command, env, cwd, slave, second).await?;
+    let mut process = program::start(session, command, (env, cwd), slave, second, true).await?;
     let talk = converse(&terminal, script, deadline).await;
     let exited = match &talk {
         Ok(t) if t.end == End::Exited => exits_by(process.pid(), deadline).await,
