@@ -541,7 +541,8 @@ fn first_line(kind: &CellKind) -> String {
         CellKind::Transcript { steps, .. } => steps
             .first()
             .map_or("", |s| s.command.lines().next().unwrap_or("")),
-        CellKind::File { .. } => "",
+        CellKind::File { .. } | CellKind::Edit { .. } => "",
+        CellKind::Interactive { command, .. } => command.as_str(),
         CellKind::Script { program, .. } => program.lines().next().unwrap_or(""),
         CellKind::Skipped { reason } => reason.as_str(),
         CellKind::Copy { .. } => "",
@@ -607,24 +608,50 @@ fn list(args: ListArgs) -> i32 {
             target_column("TARGET"),
             "BACKEND"
         ));
-        for cell in &nb.cells {
-            let kind = cell.kind.name();
-            let detail = match &cell.kind {
-                CellKind::File { .. } => {
-                    format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
-                }
-                k => first_line(k),
-            };
-            let (target, backend) = machine_of(cell);
-            out.write(&format!(
+        let mut rows: Vec<(u32, String)> = nb
+            .cells
+            .iter()
+            .map(|cell| {
+                let detail = match &cell.kind {
+                    CellKind::File { .. } | CellKind::Edit { .. } => {
+                        format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
+                    }
+                    k => first_line(k),
+                };
+                let (target, backend) = machine_of(cell);
+                let row = format!(
+                    "  {:width$}  {:>5}  {:10}  {}{:9}  {}\n",
+                    cell.id.0,
+                    cell.line,
+                    cell.kind.name(),
+                    target_column(&target),
+                    backend,
+                    detail
+                );
+                (cell.line, row)
+            })
+            .collect();
+        rows.extend(nb.not_run.iter().map(|block| {
+            let shown: String = block
+                .first_line
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect();
+            let row = format!(
                 "  {:width$}  {:>5}  {:10}  {}{:9}  {}\n",
-                cell.id.0,
-                cell.line,
-                kind,
-                target_column(&target),
-                backend,
-                detail
-            ));
+                "-",
+                block.line,
+                "not run",
+                target_column("-"),
+                "-",
+                shown
+            );
+            (block.line, row)
+        }));
+        rows.sort_by_key(|(line, _)| *line);
+        for (_, row) in rows {
+            out.write(&row);
         }
     }
     out.flush();

@@ -21,4 +21,5 @@ pub mod plan;
 pub mod report;
 pub mod sandbox;
 pub mod trace;
+pub mod unified_diff;
 pub mod units;

@@ -181,6 +181,24 @@ fn substitute_kind(
                 stdout_only: *stdout_only,
             }
         }
+        CellKind::Interactive {
+            command,
+            banner,
+            steps,
+        } => {
+            let mut steps = steps.clone();
+            for s in &mut steps {
+                s.command = substitute(&s.command, names, vars)?;
+            }
+            CellKind::Interactive {
+                command: substitute(command, names, vars)?,
+                banner: banner.clone(),
+                steps,
+            }
+        }
+        CellKind::Edit { diff } => CellKind::Edit {
+            diff: substitute(diff, names, vars)?,
+        },
         other => other.clone(),
     })
 }

@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::check;
 use crate::env::{EnvError, Environment};
+use crate::exec::background::{Background, Ready};
+use crate::exec::cell_shell;
 use crate::exec::copy::CopyCell;
 use crate::exec::machines::Machines;
-use crate::exec::sessions::Sessions;
+use crate::exec::pty;
+use crate::exec::pty::conversation::Script;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
+use crate::exec::sessions::Sessions;
 use crate::notebook::{BackendKind, Cell, CellKind};
 use crate::outcome::{
     CellOutcome, CommandRun, ExitStatus, Failure, NotebookOutcome, ShellEvent, StepOutcome, Verdict,
@@ -58,6 +62,8 @@ pub async fn run_notebook(
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
     let mut file_seq = 0u64;
+    // Declared after the sessions: dropped (killed) before them, however the run ends.
+    let mut background: Vec<Background> = Vec::new();
     for planned in &plan.cells {
         let cell = plan.cell(planned);
         if let Some((at, total)) = deadline
@@ -100,6 +106,7 @@ pub async fn run_notebook(
                 timeout,
                 reporter: &mut *reporter,
                 file_seq: &mut file_seq,
+                background: &mut background,
             };
             ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?
         };
@@ -133,6 +140,7 @@ pub async fn run_notebook(
         }
     }
     crate::trace::mark("cells run");
+    drop(background);
     if plan.keep {
         for message in machines.keep().map_err(env_error)? {
             reporter.event(&Event::Warning {
@@ -187,6 +195,7 @@ struct CellContext<'a> {
     timeout: Duration,
     reporter: &'a mut dyn Reporter,
     file_seq: &'a mut u64,
+    background: &'a mut Vec<Background>,
 }
 
 type CellResult = (Verdict, Vec<StepOutcome>, Vec<String>);
@@ -226,9 +235,41 @@ impl CellContext<'_> {
         Ok(runs.remove(0))
     }
 
+    /// `script` run as the cell's `user:` with its `shell:`.
+    fn as_cell_says(&self, script: &str) -> String {
+        let attrs = &self.cell.attrs;
+        let session_shell = self.session.launch().program.to_string_lossy();
+        cell_shell::wrap(
+            script,
+            attrs.user.as_deref(),
+            attrs.shell.as_deref(),
+            &session_shell,
+            self.session.dialect(),
+        )
+    }
+
+    /// Runs one of labrun's own commands for this cell.
+    async fn labrun_command(&mut self, script: &str, split: bool) -> std::io::Result<CommandRun> {
+        let mut runs = self.run_as_written(&[script], split, None).await?;
+        Ok(runs.remove(0))
+    }
+
     /// Runs commands of this cell (a transcript's steps) in one batch: one round trip to the
     /// shell, each command still captured, timed and checked on its own.
     async fn batch(
+        &mut self,
+        scripts: &[&str],
+        split: bool,
+        cwd: Option<&str>,
+    ) -> std::io::Result<Vec<CommandRun>> {
+        let wrapped: Vec<String> = scripts.iter().map(|s| self.as_cell_says(s)).collect();
+        let scripts: Vec<&str> = wrapped.iter().map(String::as_str).collect();
+        self.run_as_written(&scripts, split, cwd).await
+    }
+
+    /// Runs labrun's own commands for a cell (writing a file, reading one to edit), as the
+    /// session's user and shell whatever the cell says.
+    async fn run_as_written(
         &mut self,
         scripts: &[&str],
         split: bool,
@@ -306,6 +347,132 @@ impl CellContext<'_> {
         Ok(format!("{}/{name}", launch.control_dir_inside))
     }
 
+    /// A `tty: true` command: on a terminal, its stdin ended at once.
+    async fn on_terminal(
+        &mut self,
+        script: &str,
+        cwd: Option<&str>,
+        expected: Option<&str>,
+    ) -> std::io::Result<CellResult> {
+        let attrs = &self.cell.attrs;
+        let on_tty = Script {
+            prompt: None,
+            typed: &[],
+            end_of_file: true,
+        };
+        let command = self.as_cell_says(script);
+        let ran = pty::program::run(
+            self.session,
+            &command,
+            &attrs.env,
+            cwd,
+            &on_tty,
+            self.timeout,
+        )
+        .await?;
+        let (verdict, run) = check::terminal::check_tty(
+            attrs,
+            expected,
+            &ran.talk,
+            ran.status,
+            (self.timeout, ran.duration),
+        );
+        let step = StepOutcome {
+            command: script.to_owned(),
+            line: self.cell.line,
+            run,
+            verdict: verdict.clone(),
+        };
+        Ok((verdict, vec![step], Vec::new()))
+    }
+
+    /// A `spawn`/`serve` command: started in the background, waited for when `wait_for:`
+    /// says what ready looks like; it runs until the run ends.
+    async fn in_background(
+        &mut self,
+        script: &str,
+        cwd: Option<&str>,
+    ) -> std::io::Result<CellResult> {
+        let attrs = &self.cell.attrs;
+        let command = self.as_cell_says(script);
+        let program = Background::start(self.session, &command, &attrs.env, cwd).await?;
+        let deadline = Instant::now() + self.timeout;
+        let waited = match attrs.wait_for.as_deref().map(Ready::parse) {
+            Some(ready) => program.wait(&ready, self.session, deadline).await,
+            None => Ok(()),
+        };
+        let printed = program.output();
+        self.background.push(program);
+        Ok(match waited {
+            Ok(()) => (Verdict::Passed, Vec::new(), Vec::new()),
+            Err(why) => Self::error(format!(
+                "the background program is not ready: {why}; it printed:\n{}",
+                check::terminal::quoted(&printed)
+            )),
+        })
+    }
+
+    /// An `edit` cell: the file is read from the environment, the diff applied here, the
+    /// result written back.
+    async fn edit(&mut self, diff: &str) -> std::io::Result<CellResult> {
+        let path = self.cell.attrs.path.clone().unwrap_or_default();
+        let target = match self.inside_path(&path) {
+            Ok(t) => t,
+            Err(m) => return Ok(Self::error(m)),
+        };
+        let run_tool = self.session.dialect().run_tool();
+        let read = self
+            .command(
+                &format!("{run_tool} cat -- {}", shell_quote(&target)),
+                true,
+                None,
+            )
+            .await?;
+        if read.status != ExitStatus::Code(0) {
+            return Ok(Self::error(format!(
+                "could not read {path}: {}",
+                String::from_utf8_lossy(&read.stderr).trim()
+            )));
+        }
+        let original = String::from_utf8_lossy(&read.output);
+        let edited = match crate::unified_diff::apply(&original, diff) {
+            Ok(text) => text,
+            Err(e) => {
+                return Ok(Self::error(format!(
+                    "hunk {} does not apply to {path}: {}\n{}",
+                    e.number,
+                    e.reason,
+                    check::terminal::quoted(&e.text)
+                )));
+            }
+        };
+        let staged = self.stage(&edited)?;
+        let script = format!(
+            "{run_tool} cat -- {} > {}",
+            shell_quote(&staged),
+            shell_quote(&target)
+        );
+        let run = self.labrun_command(&script, false).await?;
+        Ok(Self::written(&path, &run))
+    }
+
+    /// The verdict of writing a file (`file` and `edit` cells).
+    fn written(path: &str, run: &CommandRun) -> CellResult {
+        let mut notes = Vec::new();
+        notes_for(run, &mut notes);
+        let verdict = if run.status == ExitStatus::Code(0) && run.timed_out.is_none() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed(vec![Failure::Error {
+                message: format!(
+                    "could not write {path}: {}",
+                    String::from_utf8_lossy(&run.output).trim()
+                ),
+            }])
+        };
+        (verdict, Vec::new(), notes)
+    }
+
     async fn run(&mut self) -> std::io::Result<CellResult> {
         let attrs = &self.cell.attrs;
         let expected = self.planned.expected.as_ref().map(|e| e.text.clone());
@@ -319,6 +486,46 @@ impl CellContext<'_> {
             CellKind::Copy { .. } => Ok(Self::error(
                 "internal error: copy cells run with every machine at hand".into(),
             )),
+            CellKind::Command { script } if attrs.tty => {
+                self.on_terminal(&script, cwd.as_deref(), expected.as_deref())
+                    .await
+            }
+            CellKind::Command { script } if attrs.background => {
+                self.in_background(&script, cwd.as_deref()).await
+            }
+            CellKind::Interactive {
+                command,
+                banner,
+                steps,
+            } => {
+                let typed: Vec<String> = steps.iter().map(|s| s.command.clone()).collect();
+                let script = Script {
+                    prompt: attrs.prompt.as_deref(),
+                    typed: &typed,
+                    end_of_file: false,
+                };
+                let started = self.as_cell_says(&command);
+                let ran = pty::program::run(
+                    self.session,
+                    &started,
+                    &attrs.env,
+                    cwd.as_deref(),
+                    &script,
+                    self.timeout,
+                )
+                .await?;
+                let (verdict, outcomes) = check::terminal::check_interactive(
+                    attrs,
+                    (&command, self.cell.line),
+                    &banner,
+                    &steps,
+                    &ran.talk,
+                    ran.status,
+                    self.timeout,
+                );
+                Ok((verdict, outcomes, notes))
+            }
+            CellKind::Edit { diff } => self.edit(&diff).await,
             CellKind::Command { script } => {
                 let split = check::split_streams(attrs, false);
                 let run = self.command(&script, split, cwd.as_deref()).await?;
@@ -391,20 +598,15 @@ impl CellContext<'_> {
                         shell_quote(&target)
                     ));
                 }
-                let run = self.command(&script, false, None).await?;
-                notes_for(&run, &mut notes);
-                let verdict = if run.status == ExitStatus::Code(0) && run.timed_out.is_none() {
-                    Verdict::Passed
-                } else {
-                    Verdict::Failed(vec![Failure::Error {
-                        message: format!(
-                            "could not write {}: {}",
-                            attrs.path.as_deref().unwrap_or(""),
-                            String::from_utf8_lossy(&run.output).trim()
-                        ),
-                    }])
-                };
-                Ok((verdict, Vec::new(), notes))
+                if let Some(user) = &attrs.user {
+                    script.push_str(&format!(
+                        " && {run_tool} chown {} -- {}",
+                        shell_quote(user),
+                        shell_quote(&target)
+                    ));
+                }
+                let run = self.labrun_command(&script, false).await?;
+                Ok(Self::written(attrs.path.as_deref().unwrap_or(""), &run))
             }
             CellKind::Transcript { steps, stdout_only } => {
                 let split = check::split_streams(attrs, stdout_only);

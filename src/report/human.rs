@@ -124,7 +124,7 @@ impl HumanReporter {
             ));
             for f in failures {
                 if let Failure::Error { message } = f {
-                    text.push_str(&format!("    {}\n", s.fail(message)));
+                    text.push_str(&format!("    {}\n", s.fail(&indented(message))));
                 }
             }
         }
@@ -187,7 +187,7 @@ impl HumanReporter {
                 t.push_str(&self.output_tail(step));
                 t
             }
-            Failure::Error { message } => format!("    {}\n", s.fail(message)),
+            Failure::Error { message } => format!("    {}\n", s.fail(&indented(message))),
         }
     }
 
@@ -356,4 +356,9 @@ impl Reporter for HumanReporter {
         }
         self.out.flush();
     }
+}
+
+/// A message of several lines (a screen, a hunk) with its later lines under its first.
+fn indented(message: &str) -> String {
+    message.replace('\n', "\n    ")
 }
