@@ -237,3 +237,16 @@ fn programs_beside_the_session_see_its_state_on_every_backend() {
         }
     }
 }
+
+#[test]
+fn a_terminal_keeps_no_more_screen_than_the_output_cap() {
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        "---\nlabrun:\n  limits: { output: 1KiB }\n---\n# C\n\n```bash | {tty: true, id: flood}\nyes hello | head -c 600000; echo; echo last\n```\n```output\n...\nlast\n```\n",
+    );
+    let (_ran, report) = lab.report("nb.md", &[]);
+    report.assert_status("flood", "passed");
+    report.assert_note("flood", "screen cut at the output cap");
+    assert!(report.output("flood").len() <= 1024, "{}", report.text);
+}

@@ -11,9 +11,8 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::program;
+use super::program::{self, Program};
 use super::session::{ShellSession, random_token};
-use super::shell_process::ShellProcess;
 
 /// How often readiness is looked at.
 const POLL: Duration = Duration::from_millis(50);
@@ -57,7 +56,7 @@ impl Ready {
 
 /// A running background program. Dropping it kills it and everything it started.
 pub struct Background {
-    process: Box<dyn ShellProcess>,
+    program: Program,
     log: PathBuf,
 }
 
@@ -75,8 +74,8 @@ impl Background {
             .join(format!("background.{}", random_token()));
         let output: OwnedFd = fs::File::create(&log)?.into();
         let input: OwnedFd = fs::File::open("/dev/null")?.into();
-        let process = program::start(session, command, (env, cwd), input, output, false).await?;
-        Ok(Background { process, log })
+        let program = program::start(session, command, (env, cwd), input, output, false).await?;
+        Ok(Background { program, log })
     }
 
     /// What the program printed so far.
@@ -86,7 +85,7 @@ impl Background {
 
     /// Whether the program (its first process) has ended.
     pub fn ended(&self) -> bool {
-        gone_or_zombie(self.process.pid())
+        gone_or_zombie(self.program.process.pid())
     }
 
     /// Waits until `ready` holds. File checks run in the session (paths are the
@@ -99,7 +98,7 @@ impl Background {
     ) -> Result<(), String> {
         loop {
             let holds = match ready {
-                Ready::Port(p) => listening(self.process.pid(), *p),
+                Ready::Port(p) => listening(self.program.process.pid(), *p),
                 Ready::Output(t) => self.output().lines().any(|l| l.contains(t.as_str())),
                 Ready::File(f) => file_exists(session, f).await,
             };
@@ -122,7 +121,7 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        self.process.kill();
+        self.program.process.kill();
     }
 }
 

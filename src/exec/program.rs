@@ -2,13 +2,26 @@
 //! the same environment and with the session's state: its variables, functions and working
 //! directory are saved by the session and sourced by a fresh shell that then runs the
 //! command with the descriptors labrun hands it.
+//!
+//! A backend finds a started process on this machine only while it runs, so the fresh shell
+//! first waits at a gate, a FIFO labrun opens, and goes on once labrun has found it: a
+//! command that ends at once is not lost before it is watched.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 
 use super::session::{ShellSession, random_token, shell_quote};
 use super::shell_process::ShellProcess;
+
+/// A program started beside the session, and the gate it waited at (held open while it
+/// runs: a gate no process holds open would lose its line).
+pub struct Program {
+    pub process: Box<dyn ShellProcess>,
+    _gate: fs::File,
+}
 
 /// Starts `command` as the session's shell would run it, with `input` as its stdin and
 /// `output` as its stdout and stderr. `env` is the cell's own, `cwd` its `path:`. When
@@ -20,11 +33,24 @@ pub async fn start(
     input: OwnedFd,
     output: OwnedFd,
     terminal: bool,
-) -> std::io::Result<Box<dyn ShellProcess>> {
+) -> std::io::Result<Program> {
     let state = session.export_state().await?;
     let dialect = session.dialect();
     let mut launch = session.launch().clone();
-    let mut text = dialect.source_quietly(&state);
+    let token = random_token();
+    let gate_name = format!("gate.{token}");
+    let gate_path = launch.control_dir.join(&gate_name);
+    nix::unistd::mkfifo(&gate_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(std::io::Error::from)?;
+    // Read and write: opening does not wait for the program, and the FIFO keeps its line.
+    let mut gate = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&gate_path)?;
+    let gate_inside = format!("{}/{gate_name}", launch.control_dir_inside);
+    let mut text = format!("read __labrun_gate < {}\n", shell_quote(&gate_inside));
+    text.push_str(&dialect.source_quietly(&state));
     if let Some(dir) = cwd {
         text.push_str(&dialect.cd(dir));
     }
@@ -42,11 +68,16 @@ pub async fn start(
     }
     text.push_str(command);
     text.push('\n');
-    let name = format!("program.{}", random_token());
+    let name = format!("program.{token}");
     fs::write(launch.control_dir.join(&name), text)?;
     launch
         .args
         .push(format!("{}/{name}", launch.control_dir_inside).into());
     let starter = launch.starter.clone();
-    starter.start(&launch, input, output)
+    let process = starter.start(&launch, input, output)?;
+    gate.write_all(b"go\n")?;
+    Ok(Program {
+        process,
+        _gate: gate,
+    })
 }

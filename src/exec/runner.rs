@@ -223,6 +223,30 @@ fn notes_for(run: &CommandRun, notes: &mut Vec<String>) {
     }
 }
 
+/// How a cell's program runs on a terminal.
+fn terminal_limits<'c>(
+    cell: &'c Cell,
+    plan: &Plan,
+    timeout: Duration,
+    cwd: Option<&'c str>,
+) -> pty::program::Limits<'c> {
+    pty::program::Limits {
+        env: &cell.attrs.env,
+        cwd,
+        timeout,
+        output_cap: plan.output_cap,
+    }
+}
+
+fn screen_notes(talk: &pty::conversation::Talk, notes: &mut Vec<String>) {
+    if talk.truncated > 0 {
+        notes.push(format!(
+            "screen cut at the output cap: [truncated {} bytes]",
+            talk.truncated
+        ));
+    }
+}
+
 impl CellContext<'_> {
     /// Runs one command of this cell.
     async fn command(
@@ -361,15 +385,8 @@ impl CellContext<'_> {
             end_of_file: true,
         };
         let command = self.as_cell_says(script);
-        let ran = pty::program::run(
-            self.session,
-            &command,
-            &attrs.env,
-            cwd,
-            &on_tty,
-            self.timeout,
-        )
-        .await?;
+        let limits = terminal_limits(self.cell, self.plan, self.timeout, cwd);
+        let ran = pty::program::run(self.session, &command, &on_tty, limits).await?;
         let (verdict, run) = check::terminal::check_tty(
             attrs,
             expected,
@@ -383,7 +400,9 @@ impl CellContext<'_> {
             run,
             verdict: verdict.clone(),
         };
-        Ok((verdict, vec![step], Vec::new()))
+        let mut notes = Vec::new();
+        screen_notes(&ran.talk, &mut notes);
+        Ok((verdict, vec![step], notes))
     }
 
     /// A `spawn`/`serve` command: started in the background, waited for when `wait_for:`
@@ -505,15 +524,9 @@ impl CellContext<'_> {
                     end_of_file: false,
                 };
                 let started = self.as_cell_says(&command);
-                let ran = pty::program::run(
-                    self.session,
-                    &started,
-                    &attrs.env,
-                    cwd.as_deref(),
-                    &script,
-                    self.timeout,
-                )
-                .await?;
+                let limits = terminal_limits(self.cell, self.plan, self.timeout, cwd.as_deref());
+                let ran = pty::program::run(self.session, &started, &script, limits).await?;
+                screen_notes(&ran.talk, &mut notes);
                 let (verdict, outcomes) = check::terminal::check_interactive(
                     attrs,
                     (&command, self.cell.line),

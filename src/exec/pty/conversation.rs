@@ -28,6 +28,8 @@ pub struct Talk {
     /// What it showed after each typed line, up to the next prompt or its end.
     pub replies: Vec<String>,
     pub end: End,
+    /// Bytes of screen dropped past the output cap.
+    pub truncated: u64,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -43,57 +45,101 @@ pub enum End {
     StillRunning { screen: String },
 }
 
-/// Plays `script` against the program on `term` until it exits or `deadline` passes.
-pub async fn converse(term: &Terminal, script: &Script<'_>, deadline: Instant) -> io::Result<Talk> {
-    let mut raw = Vec::new();
-    let mut mark = 0;
+/// What the program showed since the last typed line, kept to the cell's output cap (the
+/// oldest bytes go: a prompt is at the end).
+struct Segment {
+    raw: Vec<u8>,
+    cap: usize,
+    dropped: u64,
+}
+
+impl Segment {
+    async fn read(&mut self, term: &Terminal, deadline: Instant) -> io::Result<Read> {
+        let read = term.read(&mut self.raw, deadline).await?;
+        if self.raw.len() > self.cap {
+            let excess = self.raw.len() - self.cap;
+            self.raw.drain(..excess);
+            self.dropped += excess as u64;
+        }
+        Ok(read)
+    }
+
+    /// Whether the screen's last line ends with `prompt` (only that line is played out).
+    fn ends_with(&self, prompt: &str) -> bool {
+        let start = self
+            .raw
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        render(&self.raw[start..]).ends_with(prompt)
+    }
+
+    fn shown(&self) -> String {
+        render(&self.raw)
+    }
+
+    /// Starts the next segment; what was dropped stays counted.
+    fn restart(&mut self) {
+        self.raw.clear();
+    }
+}
+
+/// Plays `script` against the program on `term` until it exits or `deadline` passes, keeping
+/// at most `cap` bytes of screen between two prompts.
+pub async fn converse(
+    term: &Terminal,
+    script: &Script<'_>,
+    cap: u64,
+    deadline: Instant,
+) -> io::Result<Talk> {
+    let mut segment = Segment {
+        raw: Vec::new(),
+        cap: usize::try_from(cap).unwrap_or(usize::MAX).max(1),
+        dropped: 0,
+    };
     let mut talk = Talk::default();
+    let prompt = script.prompt.unwrap_or_default();
     for (step, line) in script.typed.iter().enumerate() {
-        let prompt = script.prompt.unwrap_or_default();
-        let shown = loop {
-            let segment = render(&raw[mark..]);
-            if let Some(before) = segment.strip_suffix(prompt) {
-                break before.to_owned();
-            }
-            match term.read(&mut raw, deadline).await? {
-                Read::Bytes(_) => {}
-                Read::Closed => {
-                    talk.end = End::EndedEarly {
-                        step,
-                        screen: segment,
-                    };
-                    return Ok(talk);
-                }
-                Read::TimedOut => {
-                    talk.end = End::NoPrompt {
-                        step,
-                        screen: segment,
-                    };
-                    return Ok(talk);
-                }
-            }
-        };
-        keep(&mut talk, shown, script.typed, step);
+        while !segment.ends_with(prompt) {
+            let end = match segment.read(term, deadline).await? {
+                Read::Bytes(_) => continue,
+                Read::Closed => End::EndedEarly {
+                    step,
+                    screen: segment.shown(),
+                },
+                Read::TimedOut => End::NoPrompt {
+                    step,
+                    screen: segment.shown(),
+                },
+            };
+            talk.end = end;
+            talk.truncated = segment.dropped;
+            return Ok(talk);
+        }
+        let shown = segment.shown();
+        let before = shown.strip_suffix(prompt).unwrap_or(&shown).to_owned();
+        keep(&mut talk, before, script.typed, step);
         term.type_in(format!("{line}\r").as_bytes()).await?;
-        mark = raw.len();
+        segment.restart();
     }
     if script.end_of_file {
         term.type_in(b"\x04").await?;
     }
     loop {
-        match term.read(&mut raw, deadline).await? {
+        match segment.read(term, deadline).await? {
             Read::Bytes(_) => {}
             Read::Closed => break,
             Read::TimedOut => {
                 talk.end = End::StillRunning {
-                    screen: render(&raw[mark..]),
+                    screen: segment.shown(),
                 };
+                talk.truncated = segment.dropped;
                 return Ok(talk);
             }
         }
     }
-    let shown = render(&raw[mark..]);
-    keep(&mut talk, shown, script.typed, script.typed.len());
+    keep(&mut talk, segment.shown(), script.typed, script.typed.len());
+    talk.truncated = segment.dropped;
     Ok(talk)
 }
 

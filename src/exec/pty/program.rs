@@ -18,21 +18,35 @@ pub struct TerminalRun {
     pub duration: Duration,
 }
 
-/// Runs `command` on a fresh terminal and plays `script` against it within `timeout`.
+/// How a program runs on a terminal: the cell's `env:` and `path:`, its timeout, and the
+/// output cap of the run.
+pub struct Limits<'a> {
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a str>,
+    pub timeout: Duration,
+    pub output_cap: u64,
+}
+
+/// Runs `command` on a fresh terminal and plays `script` against it.
 pub async fn run(
     session: &mut ShellSession,
     command: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&str>,
     script: &Script<'_>,
-    timeout: Duration,
+    limits: Limits<'_>,
 ) -> std::io::Result<TerminalRun> {
+    let Limits {
+        env,
+        cwd,
+        timeout,
+        output_cap,
+    } = limits;
     let started = Instant::now();
     let deadline = started + timeout;
     let (terminal, slave) = Terminal::open()?;
     let second = slave.try_clone()?;
-    let mut process = program::start(session, command, (env, cwd), slave, second, true).await?;
-    let talk = converse(&terminal, script, deadline).await;
+    let mut program = program::start(session, command, (env, cwd), slave, second, true).await?;
+    let process = &mut program.process;
+    let talk = converse(&terminal, script, output_cap, deadline).await;
     let exited = match &talk {
         Ok(t) if t.end == End::Exited => exits_by(process.pid(), deadline).await,
         _ => false,
