@@ -98,6 +98,9 @@ struct RunArgs {
     /// Leave the environment up after the run, for debugging; says how to enter and remove it.
     #[arg(long)]
     keep: bool,
+    /// Build the setup steps' layers afresh, ignoring the cache.
+    #[arg(long)]
+    rebuild: bool,
     /// Default per-cell timeout (500ms, 30s, 5m).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
@@ -497,6 +500,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
         to: args.to.clone(),
         fail_fast: args.fail_fast,
         keep: args.keep,
+        rebuild: args.rebuild,
         expected_dir: args.expected_dir.clone(),
     })
 }

@@ -32,6 +32,8 @@ pub struct RunOptions {
     /// `--keep`: leave the environment up after the run.
     pub keep: bool,
     pub expected_dir: Option<PathBuf>,
+    /// `--rebuild`: ignore cached setup layers.
+    pub rebuild: bool,
 }
 
 /// A cell as it will run.
@@ -302,6 +304,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
             host_network: settings.network.as_deref() == Some("host"),
             limits: settings.limits.clone(),
             setup: settings.setup.clone(),
+            rebuild: opts.rebuild,
             privileged: cells
                 .iter()
                 .any(|c| notebook.cells[c.index].attrs.privileged),

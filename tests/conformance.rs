@@ -39,6 +39,7 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
         host_network: false,
         limits: BTreeMap::new(),
         setup: vec![],
+        rebuild: false,
         privileged: false,
         hidden: vec![],
     };

@@ -37,8 +37,10 @@ pub struct EnvSpec {
     pub limits: BTreeMap<String, String>,
     /// Whether some cell is `privileged: true`.
     pub privileged: bool,
-    /// `setup:` steps (each a future cached image layer).
+    /// `setup:` steps, each a cached image layer.
     pub setup: Vec<String>,
+    /// `--rebuild`: build the setup steps' layers afresh.
+    pub rebuild: bool,
     /// Host paths the environment must not show: the notebook's directory and its expected
     /// output (grading adds the submissions).
     pub hidden: Vec<PathBuf>,
