@@ -41,6 +41,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Show each notebook's cells: id, line, type, backend and first command line.
     List(ListArgs),
+    /// Manage the image layer cache: ls, build NOTEBOOK, rm NAME, prune.
+    Image(crate::cli_image::ImageArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -136,7 +138,7 @@ struct ListArgs {
     backend: Option<BackendArg>,
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "list", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "list", "image", "help"];
 
 /// Inserts the default `run` when the first argument is not a subcommand or a top-level flag.
 fn with_default_command(args: Vec<String>) -> Vec<String> {
@@ -177,6 +179,7 @@ pub fn main_with(args: Vec<String>) -> i32 {
     match cli.command {
         Command::Run(args) => run(*args),
         Command::List(args) => list(args),
+        Command::Image(args) => crate::cli_image::main(args),
     }
 }
 

@@ -311,17 +311,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         ),
         None => (source, None),
     };
-    let Started {
-        container,
-        cgroup,
-        run,
-        control,
-        workdir,
-        limits,
-        session_userns,
-        rootless,
-        warnings,
-    } = start(
+    let started = start(
         spec,
         StartAs {
             source,
@@ -330,15 +320,20 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             privileged: spec.privileged,
         },
     )?;
+    let (container, cgroup, workdir) = (
+        started.container.clone(),
+        started.cgroup.clone(),
+        started.workdir.clone(),
+    );
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
-        limits,
+        limits: started.limits,
         disk_free: Some({
             let container = container.clone();
             Box::new(move || container.disk_free())
         }),
     };
-    let mut warnings = warnings;
+    let mut warnings = started.warnings;
     warnings.extend(image.notes.iter().cloned());
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
@@ -349,7 +344,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         },
         env: shell_env(spec),
         cwd: PathBuf::from(&workdir),
-        control_dir: control,
+        control_dir: started.control,
         control_dir_inside: CONTROL_DIR.into(),
         workdir_inside: workdir,
         starter: Arc::new(ContainerStarter {
@@ -359,7 +354,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     };
     // Without a user namespace of its own (labrun as root, no privileged cell planned), a
     // privileged shell would hold the machine's capabilities: there is none to start.
-    let privileged_launch = (rootless || session_userns).then(|| {
+    let privileged_launch = (started.rootless || started.session_userns).then(|| {
         let mut privileged = launch.clone();
         privileged.starter = Arc::new(ContainerStarter {
             container: container.clone(),
@@ -376,7 +371,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         guard: Box::new(Guard {
             container,
             cgroup,
-            run,
+            run: started.run,
             _hold: hold,
         }),
     })
