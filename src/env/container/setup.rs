@@ -10,6 +10,7 @@
 //! become the run's error (exit status 3). `--rebuild` builds every step afresh.
 
 use std::fs::{self, File};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,14 @@ pub fn stack(
     let timeout = step_timeout()?;
     let mut parent = image_key(image).map_err(image_error)?;
     let mut layers: Vec<PathBuf> = Vec::new();
+    // What `labrun image rm` follows: the layer each was built on (the image's top layer
+    // when it is cached), not the key it was named by.
+    let layers_dir = cache.root().join("layers");
+    let mut built_on: Option<String> = image
+        .layers
+        .last()
+        .filter(|l| l.parent() == Some(layers_dir.as_path()))
+        .and_then(|l| Some(l.file_name()?.to_string_lossy().into_owned()));
     let total = spec.setup.len();
     for (i, text) in spec.setup.iter().enumerate() {
         let step = Step {
@@ -80,7 +89,8 @@ pub fn stack(
             cache.get_or_build(&key, build)
         }
         .map_err(|e| failure.take().unwrap_or_else(|| image_error(e)))?;
-        cache.describe(&key, Some(&parent), &step.name());
+        cache.describe(&key, built_on.as_deref(), &step.name());
+        built_on = Some(key.clone());
         cache.mark_used([key.as_str()]);
         layers.push(built.path);
         parent = key;
@@ -154,8 +164,10 @@ fn build_step(
             privileged: false,
         },
     )?;
+    // The shell waits on fd 3 until labrun has found its pid: a step that ends at once would
+    // otherwise be gone before then.
     let script = format!(
-        "exec </dev/null >{CONTROL_DIR}/{OUTPUT_FILE} 2>&1\nset -e\n{}",
+        "read -r _ <&3 || :\nexec 3<&- </dev/null >{CONTROL_DIR}/{OUTPUT_FILE} 2>&1\nset -e\n{}",
         step.text
     );
     let argv = vec![shell.to_string(), "-c".into(), script];
@@ -164,9 +176,10 @@ fn build_step(
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let stdin: OwnedFd = File::open("/dev/null")?.into();
-    let status_sink: OwnedFd = File::options().write(true).open("/dev/null")?.into();
+    let (go, go_writer) = nix::unistd::pipe().map_err(std::io::Error::from)?;
     let container = started.container.clone();
-    let (ns_pid, host_pid) = container.spawn(false, "/", &argv, &env, stdin, status_sink)?;
+    let (ns_pid, host_pid) = container.spawn(false, "/", &argv, &env, stdin, go)?;
+    let _ = File::from(go_writer).write_all(b"go\n");
     let timed_out = Arc::new(AtomicBool::new(false));
     let (done, watchdog) = watch(host_pid, timeout, timed_out.clone());
     let raw = container.wait_exit(ns_pid);
