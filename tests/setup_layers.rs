@@ -132,6 +132,19 @@ fn a_step_past_its_timeout_is_killed_and_not_cached() {
 }
 
 #[test]
+fn what_a_step_removes_stays_removed_in_later_layers() {
+    let (lab, cache) = lab();
+    let s = steps(&[
+        "mkdir -p /d/sub && echo a > /d/a && echo b > /d/sub/b && echo f > /f",
+        "rm /f && rm -rf /d && mkdir /d && echo c > /d/c",
+    ]);
+    let check = "ls -R /d; test -e /f || echo no-f";
+    lab.write("nb.md", &notebook("busybox", &s, check, "/d:\nc\nno-f"));
+    run(&lab, &cache, &["nb.md"]).status(0);
+    run(&lab, &cache, &["nb.md"]).status(0);
+}
+
+#[test]
 fn a_hundred_and_ten_steps_stack() {
     let (lab, cache) = lab();
     let s: Vec<String> = (1..=110).map(|i| format!("echo {i} > /s{i}")).collect();
