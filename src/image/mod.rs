@@ -26,6 +26,7 @@ pub mod busybox;
 pub mod cache;
 pub mod debian;
 pub mod digest;
+pub mod digest_memo;
 pub mod elf;
 pub mod hidden;
 pub mod inroot;
