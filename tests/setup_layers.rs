@@ -187,7 +187,8 @@ fn concurrent_builds_build_each_layer_once() {
 #[test]
 fn a_build_killed_mid_step_leaves_no_layer() {
     let (lab, cache) = lab();
-    lab.write("delay", "60");
+    let sleep = common::unique_sleep(60);
+    lab.write("delay", &sleep);
     let s = steps(&["touch /started; sleep $(cat /lab/.notebook/delay); touch /finished"]);
     lab.write(
         "nb.md",
@@ -206,12 +207,20 @@ fn a_build_killed_mid_step_leaves_no_layer() {
             .unwrap_or(false)
     };
     assert!(wait_until(30.0, started), "the step never started");
+    assert!(
+        wait_until(10.0, || !common::pids_with_arg(&sleep).is_empty()),
+        "the step's sleep never ran"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     child.wait().unwrap();
+    assert!(
+        wait_until(10.0, || common::pids_with_arg(&sleep).is_empty()),
+        "the step outlived labrun"
+    );
     assert_eq!(layer_count(&cache), 1, "only busybox's own layer");
     lab.write("delay", "0");
     let again = run(&lab, &cache, &["nb.md"]);
