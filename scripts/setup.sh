@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo_bin_on_path
 
 # busybox-static: the busybox image of the container backend (and its tests)
+# debootstrap:    the debian:<suite> image (notebooks/debian.md, tests/debian_image.rs)
 # hyperfine:      the benchmarks
 # libxml2-utils:  xmllint, to validate report files in tests
 # procps:         ps/pgrep, to check that no process outlives a run
@@ -17,8 +18,8 @@ cargo_bin_on_path
 # util-linux:     nsenter, unshare (tests of --keep)
 # iproute2:       ip, in the several-machine tests and notebooks
 # (bench/container.sh installs the container runtimes it compares labrun with.)
-apt_install_missing busybox-static hyperfine uidmap util-linux libxml2-utils procps gcc \
-    libc6-dev python3 iproute2
+apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
+    gcc libc6-dev python3 iproute2
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -46,6 +46,8 @@ enum Command {
     Grade(Box<crate::grade::command::GradeArgs>),
     /// Join the grade books of shards (`grade --shard K/N`) into one.
     Merge(crate::grade::command::MergeArgs),
+    /// Manage the image layer cache: ls, build NOTEBOOK, rm NAME, prune.
+    Image(crate::cli_image::ImageArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -106,6 +108,9 @@ struct RunArgs {
     /// Leave the environment up after the run, for debugging; says how to enter and remove it.
     #[arg(long)]
     keep: bool,
+    /// Build the setup steps' layers afresh, ignoring the cache.
+    #[arg(long)]
+    rebuild: bool,
     /// Default per-cell timeout (500ms, 30s, 5m).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
@@ -142,7 +147,7 @@ struct ListArgs {
     backend: Option<BackendArg>,
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "list", "grade", "merge", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "list", "grade", "merge", "image", "help"];
 
 /// Inserts the default `run` when the first argument is not a subcommand or a top-level flag.
 fn with_default_command(args: Vec<String>) -> Vec<String> {
@@ -185,6 +190,7 @@ pub fn main_with(args: Vec<String>) -> i32 {
         Command::List(args) => list(args),
         Command::Grade(args) => crate::grade::command::grade_command(*args),
         Command::Merge(args) => crate::grade::command::merge_command(args),
+        Command::Image(args) => crate::cli_image::main(args),
     }
 }
 
@@ -526,6 +532,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
         to: args.to.clone(),
         fail_fast: args.fail_fast,
         keep: args.keep,
+        rebuild: args.rebuild,
         expected_dir: args.expected_dir.clone(),
         artifacts: args.artifacts.clone(),
     })

@@ -8,6 +8,7 @@
 pub mod bless;
 pub mod check;
 pub mod cli;
+pub mod cli_image;
 pub mod env;
 pub mod exec;
 pub mod exit_code;

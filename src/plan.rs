@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub expected_dir: Option<PathBuf>,
     /// `--artifacts DIR`: where `copy` cells may write on this machine.
     pub artifacts: Option<PathBuf>,
+    /// `--rebuild`: ignore cached setup layers.
+    pub rebuild: bool,
 }
 
 /// A cell as it will run.
@@ -295,6 +297,7 @@ impl Machine {
             hidden: self.hidden,
             network: None,
             submission: None,
+            rebuild: opts.rebuild,
         })
     }
 }

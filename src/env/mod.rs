@@ -17,7 +17,7 @@ use crate::exec::session::ShellLaunch;
 use crate::notebook::BackendKind;
 
 /// What a backend needs to build one run's environment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EnvSpec {
     pub backend: BackendKind,
     /// Variables from `env:` and `--env`, on top of the fixed default environment.
@@ -38,8 +38,10 @@ pub struct EnvSpec {
     pub limits: BTreeMap<String, String>,
     /// Whether some cell is `privileged: true`.
     pub privileged: bool,
-    /// `setup:` steps (each a future cached image layer).
+    /// `setup:` steps, each a cached image layer.
     pub setup: Vec<String>,
+    /// `--rebuild`: build the setup steps' layers afresh.
+    pub rebuild: bool,
     /// Host paths the environment must not show: the notebook's directory and its expected
     /// output (grading adds the submissions).
     pub hidden: Vec<PathBuf>,

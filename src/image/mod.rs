@@ -15,16 +15,24 @@
 //!   `inroot` looks a path up as the image itself would see it (for the shell hint).
 //! - [`host_hidden_paths`] (`hidden`) lists what the `host` image must hide.
 //!
-//! Debian and OCI images are parsed but not fetched in this release: resolving one is an
+//! - `debian` builds `debian:<suite>` with debootstrap; `layer_key` names setup steps' layers
+//!   (built by the container backend), `layer_info` and `maintenance` serve `labrun image`.
+//!
+//! OCI images are parsed but not fetched in this release: resolving one is an
 //! [`ImageError::Unavailable`]. Every `ImageError` means the environment could not be built
 //! (exit status 3, `exit_code::ENVIRONMENT`), and its message names the image, file or path.
 
 pub mod busybox;
 pub mod cache;
+pub mod debian;
 pub mod digest;
+pub mod digest_memo;
 pub mod elf;
 pub mod hidden;
 pub mod inroot;
+pub mod layer_info;
+pub mod layer_key;
+pub mod maintenance;
 pub mod oci_ref;
 pub mod reference;
 pub mod tarball;
@@ -34,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::Cache;
 pub use hidden::{Hidden, host_hidden_paths, host_hidden_paths_of};
+pub use layer_info::LayerInfo;
 pub use oci_ref::OciRef;
 pub use reference::ImageRef;
 pub use unpack::{UnpackOptions, Whiteouts, unpack};
@@ -129,11 +138,9 @@ pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
             let built = tarball::build(file, cache)?;
             (vec![built.path], ImageKind::Unpacked, built.notes)
         }
-        ImageRef::Debian { .. } => {
-            return Err(ImageError::Unavailable {
-                image: r.display(),
-                layer: "Debian",
-            });
+        ImageRef::Debian { suite } => {
+            let built = debian::build(suite, cache)?;
+            (vec![built.path], ImageKind::Unpacked, built.notes)
         }
         ImageRef::Oci(_) => {
             return Err(ImageError::Unavailable {

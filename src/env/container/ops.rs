@@ -61,6 +61,11 @@ pub enum Op {
     SetHostname {
         name: CString,
     },
+    /// Changes the working directory, so that later mount options may name paths relative
+    /// to it (overlay lower directories through short links: see `rootfs`).
+    Chdir {
+        path: CString,
+    },
     /// Brings the loopback interface of the new network namespace up.
     /// `ip link set NAME up`, with `ip addr add ADDRESS/PREFIX dev NAME` first when given.
     LinkUp {
@@ -176,6 +181,7 @@ impl Op {
                 Op::SetHostname { name } => {
                     check(libc::sethostname(name.as_ptr(), name.as_bytes().len()))
                 }
+                Op::Chdir { path } => check(libc::chdir(path.as_ptr())),
                 Op::LinkUp { name, address } => link_up(name, *address),
             }
         }
@@ -224,6 +230,7 @@ impl Op {
             }
             Op::PivotRoot { new_root, .. } => format!("pivot_root into {}", s(new_root)),
             Op::SetHostname { name } => format!("setting the hostname to {}", s(name)),
+            Op::Chdir { path } => format!("changing directory to {}", s(path)),
             Op::LinkUp {
                 name,
                 address: None,
