@@ -15,7 +15,9 @@
 //!   `inroot` looks a path up as the image itself would see it (for the shell hint).
 //! - [`host_hidden_paths`] (`hidden`) lists what the `host` image must hide.
 //!
-//! Debian and OCI images are parsed but not fetched in this release: resolving one is an
+//! - `registry` pulls OCI images, each layer a cached layer of its own.
+//!
+//! Debian images are parsed but not built in this release: resolving one is an
 //! [`ImageError::Unavailable`]. Every `ImageError` means the environment could not be built
 //! (exit status 3, `exit_code::ENVIRONMENT`), and its message names the image, file or path.
 
@@ -27,6 +29,7 @@ pub mod hidden;
 pub mod inroot;
 pub mod oci_ref;
 pub mod reference;
+pub mod registry;
 pub mod tarball;
 pub mod unpack;
 
@@ -135,11 +138,9 @@ pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
                 layer: "Debian",
             });
         }
-        ImageRef::Oci(_) => {
-            return Err(ImageError::Unavailable {
-                image: r.display(),
-                layer: "OCI",
-            });
+        ImageRef::Oci(oci) => {
+            let pulled = registry::pull(oci, cache)?;
+            (pulled.layers, ImageKind::Unpacked, pulled.notes)
         }
     };
     let shell_hint = inroot::shell_hint(&layers);

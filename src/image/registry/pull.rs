@@ -1,0 +1,90 @@
+//! The pull: the manifest for this platform, then each layer as a cached layer of its own,
+//! keyed by its digest (so images that share a base share its layers, and a second pull
+//! fetches nothing but the manifest).
+//!
+//! Each layer is unpacked alone with [`Whiteouts::Overlay`]: its whiteouts and opaque
+//! directories become overlayfs's own markers, and the runtime stacks the layers as overlay
+//! lower directories, where they hide what the layers below hold.
+
+use std::path::PathBuf;
+
+use super::client::Client;
+use super::manifest::{self, Descriptor};
+use super::{ImageError, OciRef, blob, image_error};
+use crate::image::Cache;
+use crate::image::tarball::skipped_notes;
+use crate::image::unpack::{UnpackOptions, Whiteouts};
+
+/// Bump when the tree unpacked from the same layer would differ (a new unpack rule).
+const FORMAT: &str = "1";
+
+/// The most layers an image may have (Docker's own limit is 127).
+const MAX_LAYERS: usize = 500;
+
+/// A pulled image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The cached layers, lowest first.
+    pub layers: Vec<PathBuf>,
+    /// The digest of the manifest pulled (for this platform).
+    pub manifest_digest: String,
+    pub notes: Vec<String>,
+}
+
+/// Pulls `r` into `cache`: what is cached already is not fetched again. Blocking.
+pub fn pull(r: &OciRef, cache: &Cache) -> Result<Pulled, ImageError> {
+    let mut client = Client::new(r)?;
+    let (manifest, manifest_digest) = manifest::fetch(&mut client, r, &manifest::this_platform())?;
+    if manifest.layers.len() > MAX_LAYERS {
+        return Err(image_error(
+            r,
+            format!(
+                "has {} layers, more than labrun's limit of {MAX_LAYERS}",
+                manifest.layers.len()
+            ),
+        ));
+    }
+    // Its digest is checked like every blob's; labrun reads nothing from it yet.
+    blob::fetch_small(&mut client, r, &manifest.config)?;
+    let mut pulled = Pulled {
+        layers: Vec::new(),
+        manifest_digest,
+        notes: Vec::new(),
+    };
+    for layer in &manifest.layers {
+        let built = layer_of(&mut client, r, layer, cache)?;
+        pulled.layers.push(built.path);
+        pulled.notes.extend(built.notes);
+    }
+    Ok(pulled)
+}
+
+fn layer_of(
+    client: &mut Client,
+    r: &OciRef,
+    layer: &Descriptor,
+    cache: &Cache,
+) -> Result<crate::image::cache::Built, ImageError> {
+    let hex = layer
+        .digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .ok_or_else(|| {
+            image_error(
+                r,
+                format!(
+                    "has layer '{}', not a sha256 digest (labrun verifies sha256)",
+                    layer.digest
+                ),
+            )
+        })?;
+    let mut opts = UnpackOptions::new(format!("{r} layer {}", layer.digest));
+    opts.whiteouts = Whiteouts::Overlay;
+    let key = format!("oci-{}", opts.tree_key("labrun oci layer", FORMAT, hex));
+    cache.get_or_build(&key, |dest| {
+        std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| ImageError::io_at(dest, "preparing", e))?;
+        let done = blob::fetch_and_unpack(client, r, layer, dest, &opts)?;
+        Ok(skipped_notes(&opts.label, &done))
+    })
+}
