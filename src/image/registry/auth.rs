@@ -8,7 +8,7 @@
 //! `credHelpers`) are programs labrun does not run: their registries are named in the error
 //! when the registry then refuses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -38,7 +38,7 @@ impl Credentials {
     }
 }
 
-/// Where the Docker config file is read from.
+/// Where the Docker config file is read from, by the environment.
 pub fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
@@ -56,14 +56,14 @@ pub struct ConfigEntry {
 
 /// Reads the config file's entry for `registry` (a missing file is no entry; a malformed one
 /// is an error naming it).
-pub fn config_entry(registry: &str) -> Result<ConfigEntry, ImageError> {
-    let Some(path) = docker_config_path() else {
+pub fn config_entry(path: Option<&Path>, registry: &str) -> Result<ConfigEntry, ImageError> {
+    let Some(path) = path else {
         return Ok(ConfigEntry::default());
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigEntry::default()),
-        Err(e) => return Err(ImageError::io_at(&path, "reading", e)),
+        Err(e) => return Err(ImageError::io_at(path, "reading", e)),
     };
     entry_in(&text, registry).map_err(|message| ImageError::Archive {
         archive: path.display().to_string(),

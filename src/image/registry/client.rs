@@ -15,7 +15,7 @@ use ureq::http::Response;
 use ureq::tls::TlsConfig;
 
 use super::auth::{self, Challenge, ConfigEntry};
-use super::{ImageError, OciRef, image_error, tls};
+use super::{ImageError, OciRef, Settings, image_error, tls};
 
 /// The most bytes of a manifest, index or token answer read.
 pub const SMALL_BODY_LIMIT: u64 = 4 << 20;
@@ -31,12 +31,13 @@ pub struct Client {
     /// The `Authorization` header value in use.
     authorization: Option<String>,
     config: ConfigEntry,
+    settings: Settings,
 }
 
 impl Client {
-    pub fn new(image: &OciRef) -> Result<Client, ImageError> {
+    pub fn new(image: &OciRef, settings: &Settings) -> Result<Client, ImageError> {
         let tls = TlsConfig::builder()
-            .root_certs(tls::roots_for(&image.registry)?)
+            .root_certs(tls::roots_for(&image.registry, &settings.certs_d)?)
             .build();
         let agent: Agent = Agent::config_builder()
             .tls_config(tls)
@@ -57,7 +58,8 @@ impl Client {
             host,
             scheme: None,
             authorization: None,
-            config: auth::config_entry(&image.registry)?,
+            config: auth::config_entry(settings.docker_config.as_deref(), &image.registry)?,
+            settings: settings.clone(),
         })
     }
 
@@ -198,7 +200,7 @@ impl Client {
     }
 
     fn refused(&self) -> ImageError {
-        let config = auth::docker_config_path()
+        let config = (self.settings.docker_config.as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "~/.docker/config.json".into());
         let problem = match (&self.config.credentials, &self.config.helper) {
@@ -230,8 +232,7 @@ impl Client {
             problem.push_str(&format!(" (and over plain HTTP: {})", describe(p)));
         }
         if problem.contains("certificate") {
-            let dirs: Vec<String> = tls::certs_d_dirs()
-                .iter()
+            let dirs: Vec<String> = (self.settings.certs_d.iter())
                 .map(|d| format!("{}/{}/", d.display(), self.image.registry))
                 .collect();
             problem.push_str(&format!(

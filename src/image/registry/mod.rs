@@ -20,11 +20,32 @@ mod manifest;
 mod pull;
 mod tls;
 
-pub use auth::{Credentials, docker_config_path};
-pub use pull::{Pulled, pull};
+pub use auth::Credentials;
+pub use pull::{Pulled, pull, pull_with};
+
+use std::path::PathBuf;
 
 use super::ImageError;
 use super::oci_ref::OciRef;
+
+/// Where a pull finds credentials and CA files. [`Settings::from_env`] is what `image:`
+/// uses; tests give their own.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The Docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+    pub docker_config: Option<PathBuf>,
+    /// `certs.d` directories, searched in order for `<registry>/*.crt`.
+    pub certs_d: Vec<PathBuf>,
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        Settings {
+            docker_config: auth::docker_config_path(),
+            certs_d: tls::certs_d_dirs(),
+        }
+    }
+}
 
 /// `sha256:<hex>` of bytes in memory.
 fn sha256_digest(bytes: &[u8]) -> String {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::client::Client;
 use super::manifest::{self, Descriptor};
-use super::{ImageError, OciRef, blob, image_error};
+use super::{ImageError, OciRef, Settings, blob, image_error};
 use crate::image::Cache;
 use crate::image::tarball::skipped_notes;
 use crate::image::unpack::{UnpackOptions, Whiteouts};
@@ -31,9 +31,15 @@ pub struct Pulled {
     pub notes: Vec<String>,
 }
 
-/// Pulls `r` into `cache`: what is cached already is not fetched again. Blocking.
+/// Pulls `r` into `cache` with the credentials and CAs the environment names
+/// ([`Settings::from_env`]): what is cached already is not fetched again. Blocking.
 pub fn pull(r: &OciRef, cache: &Cache) -> Result<Pulled, ImageError> {
-    let mut client = Client::new(r)?;
+    pull_with(r, cache, &Settings::from_env())
+}
+
+/// [`pull`] with the given settings.
+pub fn pull_with(r: &OciRef, cache: &Cache, settings: &Settings) -> Result<Pulled, ImageError> {
+    let mut client = Client::new(r, settings)?;
     let (manifest, manifest_digest) = manifest::fetch(&mut client, r, &manifest::this_platform())?;
     if manifest.layers.len() > MAX_LAYERS {
         return Err(image_error(

@@ -22,14 +22,14 @@ const SYSTEM_BUNDLES: [&str; 3] = [
 ];
 
 /// The roots for `registry` (`host[:port]`, as the reference writes it).
-pub fn roots_for(registry: &str) -> Result<RootCerts, ImageError> {
+pub fn roots_for(registry: &str, certs_d: &[PathBuf]) -> Result<RootCerts, ImageError> {
     let mut certs = Vec::new();
     match system_bundle() {
         Some(bundle) => certs.extend(read_pem(&bundle)?),
-        None if registry_cas(registry).is_empty() => return Ok(RootCerts::WebPki),
+        None if registry_cas(registry, certs_d).is_empty() => return Ok(RootCerts::WebPki),
         None => {}
     }
-    for ca in registry_cas(registry) {
+    for ca in registry_cas(registry, certs_d) {
         certs.extend(read_pem(&ca)?);
     }
     Ok(RootCerts::Specific(Arc::new(certs)))
@@ -45,7 +45,7 @@ fn system_bundle() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The `certs.d` directories searched, in order.
+/// The `certs.d` directories searched, in order, from the environment.
 pub fn certs_d_dirs() -> Vec<PathBuf> {
     match std::env::var_os("LABRUN_CERTS_D") {
         Some(dir) => vec![PathBuf::from(dir)],
@@ -57,9 +57,9 @@ pub fn certs_d_dirs() -> Vec<PathBuf> {
 }
 
 /// The `*.crt` files given for `registry`, sorted.
-fn registry_cas(registry: &str) -> Vec<PathBuf> {
+fn registry_cas(registry: &str, certs_d: &[PathBuf]) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for dir in certs_d_dirs() {
+    for dir in certs_d {
         let Ok(entries) = std::fs::read_dir(dir.join(registry)) else {
             continue;
         };
