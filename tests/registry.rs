@@ -533,6 +533,37 @@ fn a_layer_whose_bytes_do_not_match_its_digest_is_refused_and_not_cached() {
     assert!(cached.is_empty(), "nothing cached: {cached:?}");
 }
 
+#[test]
+fn a_layer_that_escapes_the_image_is_refused() {
+    let reg = Registry::plain();
+    let t = tempfile::tempdir().unwrap();
+    let layout = Layout::new();
+    let image_tag = format!("{}:x", layout.path().display());
+    run(Command::new("umoci").args(["new", "--image", &image_tag]));
+    // tar will not write such a name; Python's tarfile will.
+    let hostile = t.path().join("hostile.tar");
+    run(Command::new("python3").arg("-c").arg(format!(
+        "import io, tarfile\n\
+         t = tarfile.open('{}', 'w')\n\
+         i = tarfile.TarInfo('../escaped'); i.size = 3\n\
+         t.addfile(i, io.BytesIO(b'bad'))\n\
+         t.close()",
+        hostile.display()
+    )));
+    run(Command::new("umoci")
+        .args(["raw", "add-layer", "--image", &image_tag])
+        .arg(&hostile));
+    reg.push(&layout.path(), "x", "lab/hostile:1", None);
+    let err = pull_in(&format!("{}/lab/hostile:1", reg.addr()), t.path()).unwrap_err();
+    assert!(
+        err.contains("entry '../escaped' escapes the image"),
+        "{err}"
+    );
+    let cache = t.path().join("cache");
+    assert!(!cache.join("escaped").exists() && !cache.join("tmp/escaped").exists());
+    assert_eq!(fs::read_dir(cache.join("layers")).unwrap().count(), 0);
+}
+
 // ---------------------------------------------------------------- basic auth over TLS
 
 /// A CA and a certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
