@@ -27,7 +27,7 @@ pub enum ImageRef {
     Tarball(PathBuf),
     /// A Debian suite (`bookworm`, `stable`): not built in this release.
     Debian { suite: String },
-    /// An image from an OCI registry: not fetched in this release.
+    /// An image from an OCI registry, pulled by `registry`.
     Oci(OciRef),
 }
 

@@ -44,6 +44,8 @@ impl Client {
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
+            // A registry that stops sending mid-blob fails the pull instead of hanging it.
+            .timeout_per_read(Some(Duration::from_secs(60)))
             .user_agent(concat!("labrun/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
