@@ -54,14 +54,14 @@ for _ in $(seq 50); do
     sleep 0.2
 done
 
-step "a ~100 MB image: busybox, 40 MB of random bytes, 60 MB of this machine's libraries"
+step "a ~100 MB image: busybox, 70 MB of random bytes, 80 MB of this machine's libraries"
 layers=$work/layers
 mkdir -p "$layers/base/bin" "$layers/base/tmp" "$layers/random" "$layers/libs"
 cp /bin/busybox "$layers/base/bin/busybox"
 for applet in sh cat echo; do ln -s busybox "$layers/base/bin/$applet"; done
-for i in 1 2 3 4; do head -c 10M /dev/urandom >"$layers/random/blob$i"; done
+for i in 1 2 3 4 5 6 7; do head -c 10M /dev/urandom >"$layers/random/blob$i"; done
 find /usr/lib/x86_64-linux-gnu /usr/lib -maxdepth 1 -type f -printf '%s %p\n' 2>/dev/null |
-    sort -k2 | awk '{ total += $1; if (total > 60 * 1024 * 1024) exit; print $2 }' |
+    sort -k2 | awk '{ total += $1; if (total > 80 * 1024 * 1024) exit; print $2 }' |
     while read -r f; do cp "$f" "$layers/libs/"; done
 layout=$work/oci
 umoci init --layout "$layout"
