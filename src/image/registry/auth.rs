@@ -47,7 +47,7 @@ pub fn docker_config_path() -> Option<PathBuf> {
 }
 
 /// What the config file says about `registry`.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigEntry {
     pub credentials: Option<Credentials>,
     /// The registry's credentials are kept by a credential helper labrun does not run.

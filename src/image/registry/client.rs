@@ -20,6 +20,9 @@ use super::{ImageError, OciRef, Settings, image_error, tls};
 /// The most bytes of a manifest, index or token answer read.
 pub const SMALL_BODY_LIMIT: u64 = 4 << 20;
 
+/// Clones share the connection pool and the credentials found so far (layers are fetched by
+/// several threads).
+#[derive(Clone)]
 pub struct Client {
     image: OciRef,
     agent: Agent,

@@ -7,16 +7,22 @@
 //! lower directories, where they hide what the layers below hold.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::client::Client;
 use super::manifest::{self, Descriptor};
 use super::{ImageError, OciRef, Settings, blob, image_error};
 use crate::image::Cache;
+use crate::image::cache::Built;
 use crate::image::tarball::skipped_notes;
 use crate::image::unpack::{UnpackOptions, Whiteouts};
 
 /// Bump when the tree unpacked from the same layer would differ (a new unpack rule).
 const FORMAT: &str = "1";
+
+/// How many layers are fetched at once (Docker's default too).
+const PARALLEL_LAYERS: usize = 3;
 
 /// The most layers an image may have (Docker's own limit is 127).
 const MAX_LAYERS: usize = 500;
@@ -57,12 +63,59 @@ pub fn pull_with(r: &OciRef, cache: &Cache, settings: &Settings) -> Result<Pulle
         manifest_digest,
         notes: Vec::new(),
     };
-    for layer in &manifest.layers {
-        let built = layer_of(&mut client, r, layer, cache)?;
+    for built in layers_of(&client, r, &manifest.layers, cache)? {
         pulled.layers.push(built.path);
         pulled.notes.extend(built.notes);
     }
     Ok(pulled)
+}
+
+/// The cached layers for `layers`, in order, up to [`PARALLEL_LAYERS`] fetched at once (as
+/// Docker does: one stream rarely fills the link, and unpacking overlaps the next download).
+/// After a failure no new layer is started; the first failure in layer order is returned.
+fn layers_of(
+    client: &Client,
+    r: &OciRef,
+    layers: &[Descriptor],
+    cache: &Cache,
+) -> Result<Vec<Built>, ImageError> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<Built, ImageError>>>> =
+        layers.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_LAYERS.min(layers.len()) {
+            let mut client = client.clone();
+            let (next, results) = (&next, &results);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer) = layers.get(i) else {
+                        break;
+                    };
+                    let built = layer_of(&mut client, r, layer, cache);
+                    let failed = built.is_err();
+                    *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(built);
+                    if failed {
+                        next.store(layers.len(), Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut done = Vec::with_capacity(layers.len());
+    let mut skipped = false;
+    for slot in results {
+        match slot.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(Ok(built)) => done.push(built),
+            Some(Err(e)) => return Err(e),
+            None => skipped = true,
+        }
+    }
+    // Layers are started in order, so one not started comes after the one that failed.
+    if skipped {
+        return Err(image_error(r, "cannot be pulled: a layer was not fetched"));
+    }
+    Ok(done)
 }
 
 fn layer_of(
@@ -70,7 +123,7 @@ fn layer_of(
     r: &OciRef,
     layer: &Descriptor,
     cache: &Cache,
-) -> Result<crate::image::cache::Built, ImageError> {
+) -> Result<Built, ImageError> {
     let hex = layer
         .digest
         .strip_prefix("sha256:")
