@@ -233,18 +233,6 @@ print(text, end="")
 EOF
 
 # Into the book, between the markers, so that running this again refreshes the page.
-replace_between() { # FILE BEGIN END CONTENT-FILE
-    python3 - "$@" <<'EOF'
-import sys
-path, begin, end, content = sys.argv[1:]
-page = open(path).read()
-if begin not in page or end not in page:
-    sys.exit(f"{path}: no {begin} ... {end} markers; the table is in {content}")
-head, rest = page.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(head + begin + "\n" + open(content).read() + end + tail)
-EOF
-}
 replace_between "$book" "<!-- container-start:begin -->" "<!-- container-start:end -->" "$table"
 if [ -s "$phases" ] && [ "${BENCH_PHASES:-1}" != 0 ]; then
     replace_between "$book" "<!-- container-phases:begin -->" "<!-- container-phases:end -->" \

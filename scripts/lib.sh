@@ -47,3 +47,18 @@ apt_install_missing() {
 labrun_bin() {
     printf '%s/release/labrun\n' "${CARGO_TARGET_DIR:-target}"
 }
+
+# Replaces what lies between the lines BEGIN and END of FILE with CONTENT-FILE's text (the
+# benchmarks write their tables into the book this way, so a rerun refreshes the page).
+replace_between() { # FILE BEGIN END CONTENT-FILE
+    python3 - "$@" <<'EOF'
+import sys
+path, begin, end, content = sys.argv[1:]
+page = open(path).read()
+if begin not in page or end not in page:
+    sys.exit(f"{path}: no {begin} ... {end} markers; the table is in {content}")
+head, rest = page.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(head + begin + "\n" + open(content).read() + end + tail)
+EOF
+}

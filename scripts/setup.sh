@@ -17,9 +17,11 @@ cargo_bin_on_path
 # uidmap:         newuidmap/newgidmap, so rootless containers map subordinate ids
 # util-linux:     nsenter, unshare (tests of --keep)
 # iproute2:       ip, in the several-machine tests and notebooks
+# docker-registry, umoci, skopeo, openssl, apache2-utils (htpasswd): the registry tests
+#                 (tests/registry.rs) and bench/pull.sh run a real registry on 127.0.0.1
 # (bench/container.sh installs the container runtimes it compares labrun with.)
 apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
-    gcc libc6-dev python3 iproute2
+    gcc libc6-dev python3 iproute2 docker-registry umoci skopeo openssl apache2-utils
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -10,16 +10,15 @@
 //!   once into a temporary directory and renamed into place, safe under concurrent labrun
 //!   processes.
 //! - `busybox` builds a minimal root from the host's static busybox; `tarball` unpacks a
-//!   rootfs tarball through [`unpack()`] (`unpack`), the safe tar unpacker an OCI layer fetcher
-//!   will reuse with [`Whiteouts::Apply`]; `elf` tells a static binary from a dynamic one;
+//!   rootfs tarball through [`unpack()`] (`unpack`), the safe tar unpacker OCI layers go
+//!   through too, with [`Whiteouts::Apply`]; `elf` tells a static binary from a dynamic one;
 //!   `inroot` looks a path up as the image itself would see it (for the shell hint).
 //! - [`host_hidden_paths`] (`hidden`) lists what the `host` image must hide.
-//!
 //! - `debian` builds `debian:<suite>` with debootstrap; `layer_key` names setup steps' layers
 //!   (built by the container backend), `layer_info` and `maintenance` serve `labrun image`.
+//! - `registry` pulls OCI images, each layer a cached layer of its own.
 //!
-//! OCI images are parsed but not fetched in this release: resolving one is an
-//! [`ImageError::Unavailable`]. Every `ImageError` means the environment could not be built
+//! Every `ImageError` means the environment could not be built
 //! (exit status 3, `exit_code::ENVIRONMENT`), and its message names the image, file or path.
 
 pub mod busybox;
@@ -35,6 +34,7 @@ pub mod layer_key;
 pub mod maintenance;
 pub mod oci_ref;
 pub mod reference;
+pub mod registry;
 pub mod tarball;
 pub mod unpack;
 
@@ -77,12 +77,6 @@ pub enum ImageError {
     /// The notebook's `image:` names something that is not there or is not an image.
     #[error("image '{image}' {problem}")]
     Invalid { image: String, problem: String },
-    /// An image kind this release parses but cannot build.
-    #[error(
-        "image '{image}' needs the {layer} image layer, not in this release of labrun \
-         (use image: host, busybox, a directory or a rootfs tarball)"
-    )]
-    Unavailable { image: String, layer: &'static str },
     #[error(
         "the busybox image needs a static busybox: install the Debian package busybox-static \
          (apt-get install busybox-static){detail}"
@@ -142,11 +136,9 @@ pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
             let built = debian::build(suite, cache)?;
             (vec![built.path], ImageKind::Unpacked, built.notes)
         }
-        ImageRef::Oci(_) => {
-            return Err(ImageError::Unavailable {
-                image: r.display(),
-                layer: "OCI",
-            });
+        ImageRef::Oci(oci) => {
+            let pulled = registry::pull(oci, cache)?;
+            (pulled.layers, ImageKind::Unpacked, pulled.notes)
         }
     };
     let shell_hint = inroot::shell_hint(&layers);

@@ -27,7 +27,7 @@ pub enum ImageRef {
     Tarball(PathBuf),
     /// A Debian suite (`bookworm`, `stable`), built by debootstrap.
     Debian { suite: String },
-    /// An image from an OCI registry: not fetched in this release.
+    /// An image from an OCI registry, pulled by `registry`.
     Oci(OciRef),
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::cache::Built;
-use super::digest::{HashingReader, recipe_key};
+use super::digest::HashingReader;
 use super::unpack::{UnpackOptions, Unpacked, unpack};
 use super::{Cache, ImageError};
 
@@ -37,17 +37,7 @@ pub fn build_with(file: &Path, cache: &Cache, opts: &UnpackOptions) -> Result<Bu
     // nodes are kept (root and non-root unpacks differ). Limits only refuse, so are not in it.
     let key = format!(
         "tar-{}",
-        recipe_key(&[
-            "labrun rootfs tarball",
-            FORMAT,
-            &digest,
-            if opts.owners { "owners" } else { "no-owners" },
-            if opts.devices {
-                "devices"
-            } else {
-                "no-devices"
-            },
-        ])
+        opts.tree_key("labrun rootfs tarball", FORMAT, &digest)
     );
     cache.get_or_build(&key, |dest| {
         let io_err = |e: io::Error| ImageError::io_at(file, "reading the image", e);
@@ -82,11 +72,12 @@ pub fn build_with(file: &Path, cache: &Cache, opts: &UnpackOptions) -> Result<Bu
                 message: "changed while labrun was reading it; run again".into(),
             });
         }
-        Ok(notes(&opts.label, &done))
+        Ok(skipped_notes(&opts.label, &done))
     })
 }
 
-fn notes(label: &str, done: &Unpacked) -> Vec<String> {
+/// The note an unpack's skipped entries make (none when nothing was skipped).
+pub(crate) fn skipped_notes(label: &str, done: &Unpacked) -> Vec<String> {
     if done.skipped.is_empty() {
         return Vec::new();
     }

@@ -26,7 +26,13 @@
 //! With [`Whiteouts::Apply`] the stream is an OCI layer unpacked over the layers below it
 //! (already in the destination): `.wh.<name>` removes `<name>` from below, and
 //! `.wh..wh..opq` empties its directory of everything from below; neither touches what this
-//! same stream wrote, and the markers themselves are not written.
+//! same stream wrote, and the markers themselves are not written. With
+//! [`Whiteouts::Overlay`] the stream is an OCI layer unpacked alone, to be stacked as an
+//! overlayfs lower directory: `.wh.<name>` becomes overlayfs's whiteout (a character device
+//! 0:0, which the kernel lets any user create), and `.wh..wh..opq` marks its directory opaque
+//! with the `user.overlay.opaque` attribute (read by rootless mounts, which use `userxattr`)
+//! and, as root, `trusted.overlay.opaque` too (read by root's mounts). Either way what this
+//! same stream writes stays. An OCI layer may be empty; a rootfs tarball may not.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
@@ -51,6 +57,8 @@ pub enum Whiteouts {
     Keep,
     /// OCI whiteouts, applied to what the destination already holds.
     Apply,
+    /// OCI whiteouts, written as overlayfs whiteouts and opaque markers in this layer.
+    Overlay,
 }
 
 /// How to unpack.
@@ -86,6 +94,26 @@ impl UnpackOptions {
             max_bytes: DEFAULT_MAX_BYTES,
             max_entries: DEFAULT_MAX_ENTRIES,
         }
+    }
+}
+
+impl UnpackOptions {
+    /// A cache key for the tree these options unpack from the archive with `digest`: what
+    /// decides the tree is the bytes, the caller's rules (`recipe`, `format`: bumped when
+    /// they change), and whether owners and device nodes are kept (root and non-root unpacks
+    /// differ). Limits only refuse, so are not in it.
+    pub fn tree_key(&self, recipe: &str, format: &str, digest: &str) -> String {
+        super::digest::recipe_key(&[
+            recipe,
+            format,
+            digest,
+            if self.owners { "owners" } else { "no-owners" },
+            if self.devices {
+                "devices"
+            } else {
+                "no-devices"
+            },
+        ])
     }
 }
 
@@ -130,7 +158,7 @@ pub fn unpack(
         }
         u.entry(&mut entry)?;
     }
-    if u.done.entries == 0 {
+    if u.done.entries == 0 && opts.whiteouts == Whiteouts::Keep {
         return Err(u.fail("has no entries (an empty or truncated tarball)".into()));
     }
     u.finish_dirs()?;
@@ -196,7 +224,7 @@ impl Unpacker<'_> {
             mtime: header.mtime().unwrap_or(0),
         };
 
-        if self.opts.whiteouts == Whiteouts::Apply
+        if self.opts.whiteouts != Whiteouts::Keep
             && let Some(name) = rel.file_name().and_then(OsStr::to_str)
             && let Some(victim) = name.strip_prefix(".wh.")
         {
@@ -454,6 +482,9 @@ impl Unpacker<'_> {
     }
 
     fn whiteout(&mut self, raw: &str, rel: &Path, victim: &str) -> Result<(), ImageError> {
+        if self.opts.whiteouts == Whiteouts::Overlay {
+            return self.overlay_marker(raw, rel, victim);
+        }
         let dir = rel.parent().unwrap_or(Path::new(""));
         if victim == ".wh..opq" {
             // Opaque: everything below that this stream did not write goes.
@@ -478,6 +509,32 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// A whiteout as overlayfs writes it, for a layer stacked as a lower directory.
+    fn overlay_marker(&mut self, raw: &str, rel: &Path, victim: &str) -> Result<(), ImageError> {
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        let opts = self.opts;
+        let io_err = |e: io::Error| fail(opts, format!("entry '{raw}': {e}"));
+        if victim == ".wh..opq" {
+            self.make_parents(raw, rel)?;
+            return mark_opaque(&self.dest.join(dir)).map_err(io_err);
+        }
+        if victim.is_empty() || victim == "." || victim == ".." || victim.contains('/') {
+            return Err(self.fail(format!("entry '{raw}' is a whiteout of nothing")));
+        }
+        let victim_rel = dir.join(victim);
+        if self.written.contains(&victim_rel) {
+            return Ok(());
+        }
+        self.make_parents(raw, rel)?;
+        let path = self.dest.join(&victim_rel);
+        replace(&path).map_err(io_err)?;
+        mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|e| {
+            io_err(io::Error::other(format!(
+                "cannot create an overlay whiteout: {e}"
+            )))
+        })
+    }
+
     fn empty_below(&self, rel: &Path, host: &Path) -> io::Result<()> {
         for child in fs::read_dir(host)? {
             let child = child?;
@@ -492,7 +549,7 @@ impl Unpacker<'_> {
     }
 
     fn mark_written(&mut self, rel: &Path) {
-        if self.opts.whiteouts == Whiteouts::Apply {
+        if self.opts.whiteouts != Whiteouts::Keep {
             for a in rel.ancestors() {
                 if !self.written.insert(a.to_path_buf()) {
                     break;
@@ -556,6 +613,40 @@ fn fail(opts: &UnpackOptions, message: String) -> ImageError {
 
 fn id32(id: u64, raw: &str, u: &Unpacker<'_>) -> Result<u32, ImageError> {
     u32::try_from(id).map_err(|_| u.fail(format!("entry '{raw}' has owner id {id}, too large")))
+}
+
+/// Marks a directory opaque for overlayfs: `user.overlay.opaque` always (a rootless mount's
+/// `userxattr`), `trusted.overlay.opaque` when root (a root mount's; only root may set it).
+fn mark_opaque(dir: &Path) -> io::Result<()> {
+    set_xattr(dir, "user.overlay.opaque", b"y")?;
+    if nix::unistd::geteuid().is_root() {
+        set_xattr(dir, "trusted.overlay.opaque", b"y")?;
+    }
+    Ok(())
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let c_name = std::ffi::CString::new(name)?;
+    // SAFETY: both strings are NUL-terminated and live across the call; value's pointer and
+    // length describe one slice.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "setting {name}: {}",
+            io::Error::last_os_error()
+        )))
+    }
 }
 
 /// Makes room for an entry at `path`: removes what is there (a directory with its tree).
