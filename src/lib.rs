@@ -12,6 +12,7 @@ pub mod env;
 pub mod exec;
 pub mod exit_code;
 pub mod expect;
+pub mod grade;
 pub mod image;
 pub mod limits;
 pub mod notebook;

@@ -28,6 +28,7 @@ struct Lab {
 
 fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
     let spec = EnvSpec {
+        submission: None,
         backend,
         env: BTreeMap::new(),
         // A directory every user can read (the rootless run is not the checkout's owner).
@@ -41,6 +42,7 @@ fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
         setup: vec![],
         privileged: false,
         hidden: vec![],
+        network: None,
     };
     let built = env::build(&spec).unwrap_or_else(|e| panic!("{} environment: {e}", backend.name()));
     let rt = tokio::runtime::Builder::new_current_thread()

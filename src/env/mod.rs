@@ -7,6 +7,7 @@
 pub mod container;
 pub mod host;
 pub mod limit_watch;
+pub mod network;
 pub mod rundir;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,11 @@ pub struct EnvSpec {
     /// Host paths the environment must not show: the notebook's directory and its expected
     /// output (grading adds the submissions).
     pub hidden: Vec<PathBuf>,
+    /// The lab's network this machine joins (several machines; set by the runner, which
+    /// made the network).
+    pub network: Option<network::NetAttach>,
+    /// Grade mode: the submission's files, mounted read-only at `/lab/.submission`.
+    pub submission: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,9 @@
 
 pub mod background;
 pub mod cell_shell;
+pub mod copy;
 pub mod dialect;
+pub mod machines;
 pub mod procs;
 pub mod program;
 pub mod pty;

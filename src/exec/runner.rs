@@ -8,9 +8,11 @@ use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use crate::check;
-use crate::env::{self, EnvError, Environment};
+use crate::env::{EnvError, Environment};
 use crate::exec::background::{Background, Ready};
 use crate::exec::cell_shell;
+use crate::exec::copy::CopyCell;
+use crate::exec::machines::Machines;
 use crate::exec::pty;
 use crate::exec::pty::conversation::Script;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
@@ -41,29 +43,26 @@ pub async fn run_notebook(
         source,
     };
     crate::trace::mark("planned");
-    let environment = env::build(&plan.env).map_err(env_error)?;
-    crate::trace::mark("environment built");
-    let mut sessions = Sessions::start(
-        environment.launch.clone(),
-        environment.privileged_launch.clone(),
-    )
-    .await
-    .map_err(|e| env_error(EnvError::Io(e)))?;
+    let mut machines = Machines::start(plan).await.map_err(env_error)?;
     crate::trace::mark("shell started");
+    if plan.env.submission.is_some() {
+        copy_submission(&mut machines.get(0).sessions, plan.output_cap)
+            .await
+            .map_err(env_error)?;
+    }
     let mut outcome = NotebookOutcome {
         path: plan.notebook.path.clone(),
         cells: Vec::new(),
         duration: Duration::ZERO,
         aborted: None,
-        warnings: environment.warnings.clone(),
+        warnings: machines.warnings(plan),
     };
-    for message in &environment.warnings {
+    for message in &outcome.warnings {
         reporter.event(&Event::Warning { plan, message });
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
-    let mut usage = environment.watch.as_ref().map(|w| w.usage());
     let mut file_seq = 0u64;
-    // Declared after the sessions: dropped (killed) before them, however the run ends.
+    // Declared after the machines: dropped (killed) before them, however the run ends.
     let mut background: Vec<Background> = Vec::new();
     for planned in &plan.cells {
         let cell = plan.cell(planned);
@@ -80,26 +79,41 @@ pub async fn run_notebook(
         let cell_started = Instant::now();
         let remaining = deadline.map(|(at, _)| at.saturating_duration_since(Instant::now()));
         let timeout = remaining.map_or(planned.timeout, |r| r.min(planned.timeout));
-        let session = sessions
+        let machine = machines.get(planned.target);
+        let session = machine
+            .sessions
             .for_cell(cell.attrs.privileged)
             .await
             .map_err(|e| env_error(EnvError::Io(e)))?;
-        let mut ctx = CellContext {
-            session,
-            environment: &environment,
-            plan,
-            planned,
-            cell,
-            timeout,
-            reporter: &mut *reporter,
-            file_seq: &mut file_seq,
-            background: &mut background,
+        let (verdict, steps, mut notes) = if let CellKind::Copy { steps } = &planned.kind {
+            let copy = CopyCell {
+                plan,
+                planned,
+                timeout,
+            };
+            let (verdict, notes) = copy
+                .run(&mut machines, steps)
+                .await
+                .map_err(|e| env_error(EnvError::Io(e)))?;
+            (verdict, Vec::new(), notes)
+        } else {
+            let mut ctx = CellContext {
+                session,
+                environment: &machine.environment,
+                plan,
+                planned,
+                cell,
+                timeout,
+                reporter: &mut *reporter,
+                file_seq: &mut file_seq,
+                background: &mut background,
+            };
+            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?
         };
-        let (verdict, steps, mut notes) =
-            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
+        let machine = machines.get(planned.target);
         // What the limits counted since the last cell (one reading per cell: the reading
         // after a cell is the one before the next).
-        if let (Some(watch), Some(before)) = (&environment.watch, usage.as_mut()) {
+        if let (Some(watch), Some(before)) = (&machine.environment.watch, machine.usage.as_mut()) {
             let after = watch.usage();
             notes.extend(watch.notes(before, &after));
             *before = after;
@@ -127,15 +141,15 @@ pub async fn run_notebook(
     }
     crate::trace::mark("cells run");
     drop(background);
-    drop(sessions);
     if plan.keep {
-        let message = environment.keep().map_err(env_error)?;
-        reporter.event(&Event::Warning {
-            plan,
-            message: &message,
-        });
+        for message in machines.keep().map_err(env_error)? {
+            reporter.event(&Event::Warning {
+                plan,
+                message: &message,
+            });
+        }
     } else {
-        drop(environment);
+        drop(machines);
     }
     crate::trace::mark("environment removed");
     outcome.duration = started.elapsed();
@@ -144,6 +158,32 @@ pub async fn run_notebook(
         outcome: &outcome,
     });
     Ok(outcome)
+}
+
+/// Grade mode: copies the submission (read-only at `/lab/.submission`) into the working
+/// directory before the first cell, so the grader's cells find its files in place.
+async fn copy_submission(sessions: &mut Sessions, output_cap: u64) -> Result<(), EnvError> {
+    let session = sessions.for_cell(false).await?;
+    let env = std::collections::BTreeMap::new();
+    let opts = RunOptions {
+        timeout: Duration::from_secs(60),
+        split_streams: false,
+        env: &env,
+        cwd: None,
+        output_cap,
+        live: None,
+    };
+    let run = session
+        .run_batch(&["cp -R /lab/.submission/. ./"], opts)
+        .await?
+        .remove(0);
+    if run.status != ExitStatus::Code(0) {
+        return Err(EnvError::Other(format!(
+            "could not copy the submission into the working directory: {}",
+            String::from_utf8_lossy(&run.output).trim()
+        )));
+    }
+    Ok(())
 }
 
 struct CellContext<'a> {
@@ -285,7 +325,7 @@ impl CellContext<'_> {
     /// A path a cell names, checked so that it cannot leave the environment's working area.
     fn inside_path(&self, p: &str) -> Result<String, String> {
         let path = Path::new(p);
-        if self.plan.env.backend == BackendKind::Host {
+        if self.plan.target_of(self.planned).backend == BackendKind::Host {
             if path.is_absolute() {
                 return Err(format!(
                     "path '{p}' is absolute; on the host backend paths stay inside the lab's working directory"
@@ -496,6 +536,9 @@ impl CellContext<'_> {
                 Ok((verdict, outcomes, notes))
             }
             CellKind::Edit { diff } => self.edit(&diff).await,
+            CellKind::Copy { .. } => Ok(Self::error(
+                "internal error: copy cells run with every machine at hand".into(),
+            )),
             CellKind::Command { script } => {
                 let split = check::split_streams(attrs, false);
                 let run = self.command(&script, split, cwd.as_deref()).await?;

@@ -43,11 +43,6 @@ fn is_ui_type(cell_type: &str) -> bool {
     )
 }
 
-/// Types a later release runs.
-fn is_planned_type(cell_type: &str) -> bool {
-    matches!(cell_type, "copy")
-}
-
 /// Turns the scanned blocks into cells, one item at a time, in document order.
 pub struct Builder<'s> {
     src: &'s Source,
@@ -441,14 +436,13 @@ fn cell(
     };
     let known = matches!(
         cell_type,
-        "command" | "transcript" | "file" | "script" | "interactive" | "edit"
-    ) || is_ui_type(cell_type)
-        || is_planned_type(cell_type);
+        "command" | "transcript" | "file" | "script" | "copy" | "interactive" | "edit"
+    ) || is_ui_type(cell_type);
     if !known {
         return Err(diag(
             type_pos(),
             format!(
-                "unknown cell type '{cell_type}' (known: command, transcript, file, script, output, and docable's ui types)"
+                "unknown cell type '{cell_type}' (known: command, transcript, file, script, copy, output, and docable's ui types)"
             ),
         ));
     }
@@ -462,7 +456,7 @@ fn cell(
         )
     })?;
 
-    // Skipping wins over "not supported yet": an author can keep such a cell inert.
+    // A skipped cell is never read further: an author can keep any cell inert.
     let skipped = if a.skip {
         Some("skip: true".to_owned())
     } else if info.ignore {
@@ -488,12 +482,6 @@ fn cell(
             )
         }
         None => {
-            if is_planned_type(cell_type) {
-                return Err(diag(
-                    type_pos(),
-                    format!("cell type '{cell_type}' is not supported yet"),
-                ));
-            }
             if let Some(name) = ann.background
                 && (a.tty || cell_type != "command")
             {
@@ -613,6 +601,11 @@ fn kind_of(
             }
             CellKind::Edit { diff: text }
         }
+        "copy" => {
+            let steps = super::copy_spec::parse(&text, fence_pos.0 + 1)
+                .map_err(|(line, message)| diag((line, 1), message))?;
+            CellKind::Copy { steps }
+        }
         "file" => {
             if ann.attrs.path.is_none() {
                 return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
@@ -697,6 +690,7 @@ mod tests {
                     .collect::<Vec<_>>()
             ),
             CellKind::Edit { diff } => format!("edit {diff:?}"),
+            CellKind::Copy { steps } => format!("copy {steps:?}"),
             CellKind::Skipped { reason } => format!("skipped {reason}"),
         }
     }
@@ -1090,9 +1084,9 @@ mod tests {
             ),
             (
                 "```bash | {type: 'copy'}\nx\n```\n",
+                2,
                 1,
-                12,
-                "cell type 'copy' is not supported yet",
+                "'x': a copy line is COPY SRC DEST",
             ),
             (
                 "```bash | {type: 'interactive'}\nx\n```\n",

@@ -10,6 +10,7 @@ mod annotation;
 mod attrs;
 mod blocks;
 mod cells;
+pub mod copy_spec;
 mod front_matter;
 mod hash;
 mod huge;

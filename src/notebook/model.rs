@@ -106,10 +106,19 @@ pub struct Settings {
     pub limits: BTreeMap<String, String>,
     pub run: RunMode,
     pub kernel: Option<String>,
-    /// Target names in order; the first is the default (section 6; executed by a later backend).
-    pub targets: Vec<String>,
+    /// The machines of a several-machine lab, in order; the first is the default (section 6).
+    /// Empty: one machine, made from the settings above.
+    pub targets: Vec<Target>,
     /// Line of the front matter's opening, for errors that concern settings.
     pub line: u32,
+}
+
+/// One machine of a several-machine lab: its name (also its host name on the lab's network)
+/// and what it sets for itself (the notebook's settings fill in the rest).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub name: String,
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone)]
@@ -160,12 +169,17 @@ pub enum CellKind {
     },
     /// `type: edit`: a unified diff applied to the cell's `path`.
     Edit { diff: String },
+    /// `type: copy`: files between machines, into one from the notebook's directory, or out
+    /// into `--artifacts`.
+    Copy {
+        steps: Vec<super::copy_spec::CopyStep>,
+    },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
 }
 
 impl CellKind {
-    /// The kind's name in listings and reports.
+    /// The kind as reports and `labrun list` name it.
     pub fn name(&self) -> &'static str {
         match self {
             CellKind::Command { .. } => "command",
@@ -174,6 +188,7 @@ impl CellKind {
             CellKind::Script { .. } => "script",
             CellKind::Interactive { .. } => "interactive",
             CellKind::Edit { .. } => "edit",
+            CellKind::Copy { .. } => "copy",
             CellKind::Skipped { .. } => "skipped",
         }
     }

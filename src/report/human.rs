@@ -232,10 +232,21 @@ impl Reporter for HumanReporter {
         match event {
             Event::NotebookStarted { plan } => {
                 if self.verbosity > Verbosity::Quiet {
+                    let mut machines = plan.env.backend.name().to_string();
+                    if !plan.more_targets.is_empty() {
+                        let addresses: Vec<String> = plan
+                            .targets()
+                            .enumerate()
+                            .map(|(i, t)| {
+                                format!("{} {}", t.hostname, crate::env::network::address_of(i))
+                            })
+                            .collect();
+                        machines = format!("{machines}: {}", addresses.join(", "));
+                    }
                     let head = format!(
                         "{} {}\n",
                         self.style.bold(&plan.notebook.path.display().to_string()),
-                        self.style.dim(&format!("({})", plan.env.backend.name()))
+                        self.style.dim(&format!("({machines})"))
                     );
                     self.emit(&plan.notebook.path, head);
                 }

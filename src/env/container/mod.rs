@@ -20,6 +20,7 @@ pub mod shell;
 pub mod userns;
 pub mod wire;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -204,8 +205,17 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
                 (!rel.as_os_str().is_empty() && h.exists()).then(|| rel.to_path_buf())
             })
             .collect(),
+        submission_dir: spec.submission.clone(),
         workdir: workdir.clone(),
         hostname: spec.hostname.clone(),
+        lab_network: match &spec.network {
+            Some(attach) => {
+                let hosts = run.path().join("hosts");
+                std::fs::write(&hosts, &attach.hosts)?;
+                Some((attach.address, hosts))
+            }
+            None => None,
+        },
         disk: limits.disk.unwrap_or(crate::limits::DEFAULT_DISK),
         rootless,
         host_network: spec.host_network,
@@ -213,13 +223,14 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         detach_old_root_later: !session_userns,
     };
     let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if !spec.host_network {
+    if !spec.host_network && spec.network.is_none() {
         unshare |= libc::CLONE_NEWNET;
     }
     let plan = ChildPlan {
         sync: -1,
         control: -1,
         unshare,
+        join_netns: spec.network.as_ref().map_or(-1, |n| n.netns.as_raw_fd()),
         ops: root.ops(),
         session_userns,
         detach_old_root: !session_userns,
@@ -252,6 +263,9 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let mut env = default_env();
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());
+    if spec.submission.is_some() {
+        env.insert("LABRUN_SUBMISSION_DIR".into(), "/lab/.submission".into());
+    }
     env.extend(spec.env.clone());
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
