@@ -62,7 +62,8 @@ pub async fn run_notebook(
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
     let mut file_seq = 0u64;
-    // Declared after the machines: dropped (killed) before them, however the run ends.
+    // Declared after the machines (and their sessions): dropped, so killed, before them, however
+    // the run ends.
     let mut background: Vec<Background> = Vec::new();
     for planned in &plan.cells {
         let cell = plan.cell(planned);
@@ -502,6 +503,9 @@ impl CellContext<'_> {
         let mut notes = Vec::new();
         match self.planned.kind.clone() {
             CellKind::Skipped { reason } => Ok((Verdict::Skipped { reason }, Vec::new(), notes)),
+            CellKind::Copy { .. } => Ok(Self::error(
+                "internal error: copy cells run with every machine at hand".into(),
+            )),
             CellKind::Command { script } if attrs.tty => {
                 self.on_terminal(&script, cwd.as_deref(), expected.as_deref())
                     .await
@@ -536,9 +540,6 @@ impl CellContext<'_> {
                 Ok((verdict, outcomes, notes))
             }
             CellKind::Edit { diff } => self.edit(&diff).await,
-            CellKind::Copy { .. } => Ok(Self::error(
-                "internal error: copy cells run with every machine at hand".into(),
-            )),
             CellKind::Command { script } => {
                 let split = check::split_streams(attrs, false);
                 let run = self.command(&script, split, cwd.as_deref()).await?;

@@ -442,7 +442,7 @@ fn cell(
         return Err(diag(
             type_pos(),
             format!(
-                "unknown cell type '{cell_type}' (known: command, transcript, file, script, copy, output, and docable's ui types)"
+                "unknown cell type '{cell_type}' (known: command, transcript, file, script, edit, copy, interactive, output, and docable's ui types)"
             ),
         ));
     }
@@ -456,7 +456,7 @@ fn cell(
         )
     })?;
 
-    // A skipped cell is never read further: an author can keep any cell inert.
+    // Skipping wins over errors in the body: an author can keep such a cell inert.
     let skipped = if a.skip {
         Some("skip: true".to_owned())
     } else if info.ignore {
@@ -580,6 +580,11 @@ fn kind_of(
             return Ok((kind, prefix));
         }
         "command" => CellKind::Command { script: text },
+        "copy" => {
+            let steps = super::copy_spec::parse(&text, fence_pos.0 + 1)
+                .map_err(|(line, message)| diag((line, 1), message))?;
+            CellKind::Copy { steps }
+        }
         "interactive" => {
             let Some(prompt) = ann.attrs.prompt.as_deref() else {
                 return Err(diag(
@@ -600,11 +605,6 @@ fn kind_of(
                 return Err(diag(type_pos(), "an edit cell needs a 'path' attribute"));
             }
             CellKind::Edit { diff: text }
-        }
-        "copy" => {
-            let steps = super::copy_spec::parse(&text, fence_pos.0 + 1)
-                .map_err(|(line, message)| diag((line, 1), message))?;
-            CellKind::Copy { steps }
         }
         "file" => {
             if ann.attrs.path.is_none() {
@@ -682,6 +682,7 @@ mod tests {
                 interpreter,
                 program,
             } => format!("script {interpreter} {program:?}"),
+            CellKind::Copy { steps } => format!("copy {steps:?}"),
             CellKind::Interactive { command, steps, .. } => format!(
                 "interactive {command:?} {:?}",
                 steps
@@ -690,7 +691,6 @@ mod tests {
                     .collect::<Vec<_>>()
             ),
             CellKind::Edit { diff } => format!("edit {diff:?}"),
-            CellKind::Copy { steps } => format!("copy {steps:?}"),
             CellKind::Skipped { reason } => format!("skipped {reason}"),
         }
     }

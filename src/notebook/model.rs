@@ -159,6 +159,11 @@ pub enum CellKind {
         interpreter: String,
         program: String,
     },
+    /// `type: copy`: files between machines, into one from the notebook's directory, or out
+    /// into `--artifacts`.
+    Copy {
+        steps: Vec<super::copy_spec::CopyStep>,
+    },
     /// `type: interactive`: `command` starts a program on a terminal; each step types its
     /// `command` when the cell's prompt shows and expects the screen output after it.
     Interactive {
@@ -169,11 +174,6 @@ pub enum CellKind {
     },
     /// `type: edit`: a unified diff applied to the cell's `path`.
     Edit { diff: String },
-    /// `type: copy`: files between machines, into one from the notebook's directory, or out
-    /// into `--artifacts`.
-    Copy {
-        steps: Vec<super::copy_spec::CopyStep>,
-    },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
 }
@@ -186,9 +186,9 @@ impl CellKind {
             CellKind::Transcript { .. } => "transcript",
             CellKind::File { .. } => "file",
             CellKind::Script { .. } => "script",
+            CellKind::Copy { .. } => "copy",
             CellKind::Interactive { .. } => "interactive",
             CellKind::Edit { .. } => "edit",
-            CellKind::Copy { .. } => "copy",
             CellKind::Skipped { .. } => "skipped",
         }
     }
