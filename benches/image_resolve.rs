@@ -28,6 +28,7 @@ fn spec(image: &str, notebook_dir: &Path) -> EnvSpec {
         setup: (1..=20).map(|i| format!("echo {i} > /step{i}")).collect(),
         rebuild: false,
         hidden: vec![],
+        ..EnvSpec::default()
     }
 }
 

@@ -22,7 +22,7 @@ for file in /etc/subuid /etc/subgid; do
 done
 
 # The test binaries the container backend concerns, as cargo built them for release.
-tests=(conformance container limits setup_layers)
+tests=(conformance container limits targets setup_layers)
 for f in tests/isolation*.rs; do
     [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
 done

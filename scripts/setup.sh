@@ -16,9 +16,10 @@ cargo_bin_on_path
 # python3:        the book's small mdbook preprocessor (book/fences.py)
 # uidmap:         newuidmap/newgidmap, so rootless containers map subordinate ids
 # util-linux:     nsenter, unshare (tests of --keep)
+# iproute2:       ip, in the several-machine tests and notebooks
 # (bench/container.sh installs the container runtimes it compares labrun with.)
-apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps gcc \
-    libc6-dev python3
+apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
+    gcc libc6-dev python3 iproute2
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

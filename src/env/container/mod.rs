@@ -23,6 +23,7 @@ pub mod shell;
 pub mod userns;
 pub mod wire;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -210,6 +211,10 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
     // hold Docker's default set either way, and the namespace costs a round trip and a second
     // copy of the mount table.
     let session_userns = !rootless && how.privileged;
+    // A setup step's container (its upper layer outlives it) sees neither the lab's network
+    // nor a submission: only what the layer is keyed by may shape it.
+    let for_lab = how.upper.is_none();
+    let lab_network = spec.network.as_ref().filter(|_| for_lab);
     let limits = Limits::from_map(&spec.limits)
         .map_err(EnvError::Other)?
         .with_defaults();
@@ -240,8 +245,17 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
                 (!rel.as_os_str().is_empty() && h.exists()).then(|| rel.to_path_buf())
             })
             .collect(),
+        submission_dir: spec.submission.clone().filter(|_| for_lab),
         workdir: workdir.clone(),
         hostname: spec.hostname.clone(),
+        lab_network: match lab_network {
+            Some(attach) => {
+                let hosts = run.path().join("hosts");
+                std::fs::write(&hosts, &attach.hosts)?;
+                Some((attach.address, hosts))
+            }
+            None => None,
+        },
         disk: limits.disk.unwrap_or(crate::limits::DEFAULT_DISK),
         rootless,
         host_network: how.host_network,
@@ -249,13 +263,14 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
         detach_old_root_later: !session_userns,
     };
     let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if !how.host_network {
+    if lab_network.is_none() && !how.host_network {
         unshare |= libc::CLONE_NEWNET;
     }
     let plan = ChildPlan {
         sync: -1,
         control: -1,
         unshare,
+        join_netns: lab_network.map_or(-1, |n| n.netns.as_raw_fd()),
         ops: root.ops(),
         session_userns,
         detach_old_root: !session_userns,
@@ -293,6 +308,9 @@ fn shell_env(spec: &EnvSpec) -> std::collections::BTreeMap<String, String> {
     let mut env = default_env();
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());
+    if spec.submission.is_some() {
+        env.insert("LABRUN_SUBMISSION_DIR".into(), "/lab/.submission".into());
+    }
     env.extend(spec.env.clone());
     env
 }

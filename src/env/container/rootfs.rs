@@ -56,8 +56,13 @@ pub struct RootSpec {
     pub notebook_dir: PathBuf,
     /// Directories below `notebook_dir` (relative) that stay hidden there: expected output.
     pub notebook_masks: Vec<PathBuf>,
+    /// Grade mode: mounted read-only at `/lab/.submission`.
+    pub submission_dir: Option<PathBuf>,
     pub workdir: String,
     pub hostname: String,
+    /// On a lab's network: `eth0`'s address (the interface is already in the namespace the
+    /// child joins), and the file bound read-only at /etc/hosts.
+    pub lab_network: Option<(std::net::Ipv4Addr, PathBuf)>,
     /// Size of the writable layer, in bytes.
     pub disk: u64,
     /// Inside a user namespace of its own (labrun not run by root).
@@ -296,6 +301,21 @@ impl RootSpec {
         for rel in &self.notebook_masks {
             ops.push(mask(&notebook.join(rel), true, true));
         }
+        if let Some((_, hosts)) = &self.lab_network {
+            let etc = merged.join("etc");
+            ops.push(mkdir(&etc, 0o755));
+            ops.push(Op::MkFile {
+                path: cstring(etc.join("hosts")),
+                mode: 0o644,
+                owner: None,
+            });
+            bind_read_only(&mut ops, hosts, &etc.join("hosts"));
+        }
+        if let Some(dir) = &self.submission_dir {
+            let submission = merged.join("lab/.submission");
+            ops.push(mkdir(&submission, 0o755));
+            bind_read_only(&mut ops, dir, &submission);
+        }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
         ops.push(mkdir(&control, 0o700));
@@ -330,7 +350,16 @@ impl RootSpec {
             name: cstring(&self.hostname),
         });
         if !self.host_network {
-            ops.push(Op::LoopbackUp);
+            ops.push(Op::LinkUp {
+                name: c"lo",
+                address: None,
+            });
+        }
+        if let Some((address, _)) = &self.lab_network {
+            ops.push(Op::LinkUp {
+                name: c"eth0",
+                address: Some((*address, crate::env::network::PREFIX)),
+            });
         }
         ops
     }
@@ -684,11 +713,13 @@ mod tests {
             control_dir: PathBuf::from("/run/x/ctl"),
             notebook_dir: PathBuf::from("/"),
             notebook_masks: vec![],
+            submission_dir: None,
             workdir: "/lab".into(),
             hostname: "tour".into(),
             disk: 1 << 30,
             rootless,
             host_network: false,
+            lab_network: None,
             mknod_devices: false,
             detach_old_root_later: false,
         }
