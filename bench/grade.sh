@@ -80,15 +80,18 @@ if [ "$(id -u)" -eq 0 ]; then
 #!/bin/sh
 exec podman run --rm --network none --tmpfs /sys/fs/cgroup --tmpfs /tmp \
     --ulimit nofile=$nofile:$nofile --ulimit nproc=32768:32768 \
-    -v "\$1:/sub:ro" -v "$PWD/bench/grade:/bench:ro" --rootfs "$rootfs" \
-    "$labrun" --backend host -q --env LABRUN_SUBMISSION_DIR=/sub /bench/lab.md
+    -v "\$1:/mnt:ro" -v "$PWD/bench/grade:/srv:ro" --rootfs "$rootfs" \
+    "$labrun" --backend host -q --env LABRUN_SUBMISSION_DIR=/mnt /srv/lab.md
 SH
     chmod +x "$work/podman-one.sh"
+    # The root is read-only: the submission and the lab are mounted on directories it has.
+    podman_ok=true
     "$work/podman-one.sh" "$work/subs/s$(printf "%0${#n}d" 1)" || {
         echo "podman could not run the lab; its row says so" >&2
-        : >"$work/podman.jsonl"
+        podman_ok=false
     }
     for r in $(seq 1 "$runs"); do
+        $podman_ok || break
         find "$work/subs" -mindepth 1 -maxdepth 1 | sort | head -n "$sample" >"$work/sample"
         python3 bench/grade/measure.py xargs -a "$work/sample" -P "$jobs" -n 1 \
             "$work/podman-one.sh" | tee -a "$work/podman.jsonl"
