@@ -78,7 +78,7 @@ if [ "$(id -u)" -eq 0 ]; then
     nofile=$(ulimit -Hn)
     cat >"$work/podman-one.sh" <<SH
 #!/bin/sh
-exec podman run --rm --network none --tmpfs /sys/fs/cgroup --tmpfs /tmp \
+exec podman run --rm --network none --tmpfs /sys/fs/cgroup --tmpfs /tmp:rw,notmpcopyup \
     --ulimit nofile=$nofile:$nofile --ulimit nproc=32768:32768 \
     -v "\$1:/mnt:ro" -v "$PWD/bench/grade:/srv:ro" --rootfs "$rootfs" \
     "$labrun" --backend host -q --env LABRUN_SUBMISSION_DIR=/mnt /srv/lab.md
