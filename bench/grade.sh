@@ -92,7 +92,9 @@ SH
     }
     for r in $(seq 1 "$runs"); do
         $podman_ok || break
-        find "$work/subs" -mindepth 1 -maxdepth 1 | sort | head -n "$sample" >"$work/sample"
+        # (Not `sort | head`: under pipefail, sort's SIGPIPE would end the script.)
+        find "$work/subs" -mindepth 1 -maxdepth 1 | sort >"$work/all"
+        head -n "$sample" "$work/all" >"$work/sample"
         python3 bench/grade/measure.py xargs -a "$work/sample" -P "$jobs" -n 1 \
             "$work/podman-one.sh" | tee -a "$work/podman.jsonl"
     done
