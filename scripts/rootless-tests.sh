@@ -23,7 +23,7 @@ done
 
 # The test binaries the container backend concerns (and the registry's, whose layers carry
 # overlay whiteouts a rootless mount must read), as cargo built them for release.
-tests=(conformance container limits registry)
+tests=(conformance container limits targets setup_layers registry)
 for f in tests/isolation*.rs; do
     [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
 done

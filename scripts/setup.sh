@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo_bin_on_path
 
 # busybox-static: the busybox image of the container backend (and its tests)
+# debootstrap:    the debian:<suite> image (notebooks/debian.md, tests/debian_image.rs)
 # hyperfine:      the benchmarks
 # libxml2-utils:  xmllint, to validate report files in tests
 # procps:         ps/pgrep, to check that no process outlives a run
@@ -15,11 +16,12 @@ cargo_bin_on_path
 # python3:        the book's small mdbook preprocessor (book/fences.py)
 # uidmap:         newuidmap/newgidmap, so rootless containers map subordinate ids
 # util-linux:     nsenter, unshare (tests of --keep)
+# iproute2:       ip, in the several-machine tests and notebooks
 # docker-registry, umoci, skopeo, openssl, apache2-utils (htpasswd): the registry tests
 #                 (tests/registry.rs) and bench/pull.sh run a real registry on 127.0.0.1
 # (bench/container.sh installs the container runtimes it compares labrun with.)
-apt_install_missing busybox-static hyperfine uidmap util-linux libxml2-utils procps gcc \
-    libc6-dev python3 docker-registry umoci skopeo openssl apache2-utils
+apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
+    gcc libc6-dev python3 iproute2 docker-registry umoci skopeo openssl apache2-utils
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

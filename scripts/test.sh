@@ -35,6 +35,15 @@ pages=(book/src/**/*.md)
 step "labrun --env LABRUN=$labrun_abs book/src/**/*.md (${#pages[@]} pages)"
 "$labrun" --env "LABRUN=$labrun_abs" "${pages[@]}"
 
+# The grading example: three submissions (a directory that passes, one that fails, an
+# archive), graded in containers; the grade book must be the one checked in.
+step "labrun grade notebooks/grading/grading.md"
+grades=$(mktemp -d)
+"$labrun" grade notebooks/grading/grading.md --submissions notebooks/grading/submissions \
+    --output "$grades"
+diff -u notebooks/grading/expected/grades.csv "$grades/grades.csv"
+rm -rf "$grades"
+
 # The compatibility notebook must stay valid scrut too (setup.sh installs scrut).
 step "scrut test notebooks/scrut-compat.md"
 scrut test notebooks/scrut-compat.md

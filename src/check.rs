@@ -2,6 +2,8 @@
 //!
 //! Pure. Uses `expect` for matching; never runs anything.
 
+pub mod terminal;
+
 use crate::expect::{self, failed_when};
 use crate::notebook::{Attrs, ExitRule, Step, Stream};
 use crate::outcome::{CommandRun, Failure, ShellEvent, Verdict};
@@ -49,7 +51,8 @@ pub fn compared_output<'a>(run: &'a CommandRun, attrs: &Attrs) -> &'a [u8] {
     }
 }
 
-fn compare_output(expected: &str, actual: &[u8], keep_ansi: bool) -> Option<Failure> {
+/// Compares output with expected lines (section 5): `None` when they match.
+pub fn compare_output(expected: &str, actual: &[u8], keep_ansi: bool) -> Option<Failure> {
     let patterns = match expect::parse_expected(expected) {
         Ok(p) => p,
         Err(e) => {

@@ -14,11 +14,12 @@ use crate::exec::runner::run_notebook;
 use crate::exit_code;
 use crate::notebook::{self, BackendKind, CellKind, ParseOptions};
 use crate::plan::{self, Plan, RunOptions};
+use crate::report::collect::{Assemble, CollectingReporter, RenderPart};
 use crate::report::human::{HumanReporter, Verbosity};
 use crate::report::json::JsonReporter;
 use crate::report::out::Out;
 use crate::report::style::{ColorChoice, Style, use_color};
-use crate::report::{Fanout, Reporter, Summary};
+use crate::report::{self, Fanout, Reporter, Summary};
 use crate::units;
 
 #[derive(Parser, Debug)]
@@ -41,6 +42,12 @@ enum Command {
     Run(Box<RunArgs>),
     /// Show each notebook's cells: id, line, type, backend and first command line.
     List(ListArgs),
+    /// Grade submissions: run a grading notebook once per submission, into a grade book.
+    Grade(Box<crate::grade::command::GradeArgs>),
+    /// Join the grade books of shards (`grade --shard K/N`) into one.
+    Merge(crate::grade::command::MergeArgs),
+    /// Manage the image layer cache: ls, build NOTEBOOK, rm NAME, prune.
+    Image(crate::cli_image::ImageArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -74,6 +81,9 @@ struct RunArgs {
     /// Where golden files live (instead of the nearest expected-output/).
     #[arg(long, value_name = "DIR")]
     expected_dir: Option<PathBuf>,
+    /// Where `copy` cells may copy files out of the environment (nowhere without it).
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
     /// A value for a docable `{{variable}}` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
@@ -98,13 +108,17 @@ struct RunArgs {
     /// Leave the environment up after the run, for debugging; says how to enter and remove it.
     #[arg(long)]
     keep: bool,
+    /// Build the setup steps' layers afresh, ignoring the cache.
+    #[arg(long)]
+    rebuild: bool,
     /// Default per-cell timeout (500ms, 30s, 5m).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
     /// Notebooks at once (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     jobs: Option<usize>,
-    /// Report format: human or json; json=PATH writes it to a file (repeatable).
+    /// Report format: human, json, junit, tap, html, gradescope or csv; FORMAT=PATH writes it
+    /// to a file (repeatable).
     #[arg(long = "format", value_name = "FORMAT[=PATH]", default_value = "human")]
     formats: Vec<String>,
     /// Write the (single) report to this file instead of stdout.
@@ -133,7 +147,7 @@ struct ListArgs {
     backend: Option<BackendArg>,
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "list", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "list", "grade", "merge", "image", "help"];
 
 /// Inserts the default `run` when the first argument is not a subcommand or a top-level flag.
 fn with_default_command(args: Vec<String>) -> Vec<String> {
@@ -174,10 +188,13 @@ pub fn main_with(args: Vec<String>) -> i32 {
     match cli.command {
         Command::Run(args) => run(*args),
         Command::List(args) => list(args),
+        Command::Grade(args) => crate::grade::command::grade_command(*args),
+        Command::Merge(args) => crate::grade::command::merge_command(args),
+        Command::Image(args) => crate::cli_image::main(args),
     }
 }
 
-fn parse_pairs(
+pub(crate) fn parse_pairs(
     items: &[String],
     flag: &str,
     from_env: bool,
@@ -203,6 +220,8 @@ fn parse_pairs(
 enum Format {
     Human(Option<PathBuf>),
     Json(Option<PathBuf>),
+    /// JUnit, TAP, HTML, Gradescope, CSV: documents written at the end.
+    Document(&'static str, Option<PathBuf>),
 }
 
 fn formats(args: &RunArgs) -> Result<Vec<Format>, String> {
@@ -215,20 +234,46 @@ fn formats(args: &RunArgs) -> Result<Vec<Format>, String> {
         out.push(match name {
             "human" => Format::Human(path),
             "json" => Format::Json(path),
-            other => {
-                return Err(format!(
-                    "--format {other}: not a format of this release (human, json)"
-                ));
-            }
+            other => match DOCUMENTS.iter().find(|d| d.0 == other) {
+                Some(d) => Format::Document(d.0, path),
+                None => {
+                    return Err(format!(
+                        "--format {other}: not a format of this release (human, json, junit, tap, html, gradescope, csv)"
+                    ));
+                }
+            },
         });
     }
     if let Some(p) = &args.output {
         match out.as_mut_slice() {
-            [Format::Human(path)] | [Format::Json(path)] => *path = Some(p.clone()),
+            [Format::Human(path)] | [Format::Json(path)] | [Format::Document(_, path)] => {
+                *path = Some(p.clone())
+            }
             _ => return Err("--output goes with exactly one --format".into()),
         }
     }
     Ok(out)
+}
+
+/// The document formats: name, how one notebook renders, how the document is assembled.
+const DOCUMENTS: &[(&str, RenderPart, Assemble)] = &[
+    ("junit", report::junit::suite, report::junit::document),
+    ("tap", report::tap::points, report::tap::document),
+    ("html", report::html::notebook, report::html::document),
+    (
+        "gradescope",
+        report::gradescope::tests,
+        report::gradescope::document,
+    ),
+    ("csv", report::csv::rows, report::csv::document),
+];
+
+fn document_reporter(name: &str, out: Out) -> Box<dyn Reporter> {
+    let (_, render, assemble) = DOCUMENTS
+        .iter()
+        .find(|d| d.0 == name)
+        .expect("a known document format");
+    Box::new(CollectingReporter::new(out, *render, *assemble))
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -293,6 +338,11 @@ fn run(args: RunArgs) -> i32 {
                 None => Ok(Out::stdout()),
             }
             .map(|o| Box::new(JsonReporter::new(o)) as Box<dyn Reporter>),
+            Format::Document(name, path) => match path {
+                Some(p) => Out::file(&p),
+                None => Ok(Out::stdout()),
+            }
+            .map(|o| document_reporter(name, o)),
         };
         match made {
             Ok(r) => reporters.push(r),
@@ -308,45 +358,30 @@ fn run(args: RunArgs) -> i32 {
     };
 
     procs::become_subreaper();
-    let queue = Mutex::new(args.notebooks.iter().collect::<Vec<_>>().into_iter());
-    let results = Mutex::new(Vec::<NotebookResult>::new());
-    // Each worker takes notebooks off the queue until it is empty or Ctrl-C stops the run.
-    let worker = || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        loop {
-            let Some(path) = queue.lock().unwrap().next() else {
-                break;
-            };
-            let result = rt.block_on(one_notebook(
+    let mut results = Vec::<NotebookResult>::new();
+    // Workers take notebooks off one queue until it is empty or Ctrl-C stops the run.
+    crate::grade::scheduler::run(
+        args.notebooks.iter().collect(),
+        jobs,
+        false,
+        |rt, path| {
+            rt.block_on(one_notebook(
                 path,
                 &parse_opts,
                 &opts,
                 args.update,
                 &reporter,
-            ));
-            let stop = result.status == exit_code::INTERRUPTED;
-            results.lock().unwrap().push(result);
-            if stop {
-                break;
-            }
-        }
-    };
-    if jobs == 1 {
-        worker();
-    } else {
-        std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(worker);
-            }
-        });
-    }
+            ))
+        },
+        |result| {
+            let go_on = result.status != exit_code::INTERRUPTED;
+            results.push(result);
+            go_on
+        },
+    );
     // Daemons that cells double-forked reparented to labrun; none outlives the run.
     procs::kill_descendants(std::process::id(), Duration::from_secs(5));
 
-    let results = results.into_inner().unwrap();
     let mut summary = Summary {
         notebooks: results.len(),
         passed: 0,
@@ -497,19 +532,27 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
         to: args.to.clone(),
         fail_fast: args.fail_fast,
         keep: args.keep,
+        rebuild: args.rebuild,
         expected_dir: args.expected_dir.clone(),
+        artifacts: args.artifacts.clone(),
     })
 }
 
 fn first_line(kind: &CellKind) -> String {
+    if let CellKind::Copy { steps } = kind {
+        let first = &steps[0];
+        return format!("COPY {} {}", first.from.show(), first.to.show());
+    }
     let text = match kind {
         CellKind::Command { script } => script.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
         CellKind::Transcript { steps, .. } => steps
             .first()
             .map_or("", |s| s.command.lines().next().unwrap_or("")),
-        CellKind::File { .. } => "",
+        CellKind::File { .. } | CellKind::Edit { .. } => "",
+        CellKind::Interactive { command, .. } => command.as_str(),
         CellKind::Script { program, .. } => program.lines().next().unwrap_or(""),
         CellKind::Skipped { reason } => reason.as_str(),
+        CellKind::Copy { .. } => "",
     };
     text.chars().filter(|c| !c.is_control()).take(60).collect()
 }
@@ -529,10 +572,33 @@ fn list(args: ListArgs) -> i32 {
                 continue;
             }
         };
-        let backend = backend(args.backend)
-            .or(nb.settings.backend)
-            .unwrap_or(BackendKind::Container)
-            .name();
+        let targets = &nb.settings.targets;
+        // The machine a cell runs on (several-machine labs), and that machine's backend.
+        let machine_of = |cell: &notebook::Cell| -> (String, &'static str) {
+            let target = cell
+                .attrs
+                .target
+                .as_deref()
+                .and_then(|name| targets.iter().find(|t| t.name == name))
+                .or(targets.first());
+            let backend = backend(args.backend)
+                .or(target.and_then(|t| t.settings.backend))
+                .or(nb.settings.backend)
+                .unwrap_or(BackendKind::Container)
+                .name();
+            let name = cell.attrs.target.clone().or(target.map(|t| t.name.clone()));
+            (name.unwrap_or_default(), backend)
+        };
+        let target_width = targets
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let target_column = |name: &str| match targets.is_empty() {
+            true => String::new(),
+            false => format!("{name:target_width$}  "),
+        };
         out.write(&format!("{}\n", path.display()));
         let width = nb
             .cells
@@ -542,27 +608,57 @@ fn list(args: ListArgs) -> i32 {
             .unwrap_or(2)
             .max(2);
         out.write(&format!(
-            "  {:width$}  {:>5}  {:10}  {:9}  FIRST LINE\n",
-            "ID", "LINE", "TYPE", "BACKEND"
+            "  {:width$}  {:>5}  {:10}  {}{:9}  FIRST LINE\n",
+            "ID",
+            "LINE",
+            "TYPE",
+            target_column("TARGET"),
+            "BACKEND"
         ));
-        for cell in &nb.cells {
-            let kind = match &cell.kind {
-                CellKind::Command { .. } => "command",
-                CellKind::Transcript { .. } => "transcript",
-                CellKind::File { .. } => "file",
-                CellKind::Script { .. } => "script",
-                CellKind::Skipped { .. } => "skipped",
-            };
-            let detail = match &cell.kind {
-                CellKind::File { .. } => {
-                    format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
-                }
-                k => first_line(k),
-            };
-            out.write(&format!(
-                "  {:width$}  {:>5}  {:10}  {:9}  {}\n",
-                cell.id.0, cell.line, kind, backend, detail
-            ));
+        let mut rows: Vec<(u32, String)> = nb
+            .cells
+            .iter()
+            .map(|cell| {
+                let detail = match &cell.kind {
+                    CellKind::File { .. } | CellKind::Edit { .. } => {
+                        format!("-> {}", cell.attrs.path.as_deref().unwrap_or("?"))
+                    }
+                    k => first_line(k),
+                };
+                let (target, backend) = machine_of(cell);
+                let row = format!(
+                    "  {:width$}  {:>5}  {:10}  {}{:9}  {}\n",
+                    cell.id.0,
+                    cell.line,
+                    cell.kind.name(),
+                    target_column(&target),
+                    backend,
+                    detail
+                );
+                (cell.line, row)
+            })
+            .collect();
+        rows.extend(nb.not_run.iter().map(|block| {
+            let shown: String = block
+                .first_line
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect();
+            let row = format!(
+                "  {:width$}  {:>5}  {:10}  {}{:9}  {}\n",
+                "-",
+                block.line,
+                "not run",
+                target_column("-"),
+                "-",
+                shown
+            );
+            (block.line, row)
+        }));
+        rows.sort_by_key(|(line, _)| *line);
+        for (_, row) in rows {
+            out.write(&row);
         }
     }
     out.flush();

@@ -8,10 +8,12 @@
 pub mod bless;
 pub mod check;
 pub mod cli;
+pub mod cli_image;
 pub mod env;
 pub mod exec;
 pub mod exit_code;
 pub mod expect;
+pub mod grade;
 pub mod image;
 pub mod limits;
 pub mod notebook;
@@ -20,4 +22,5 @@ pub mod plan;
 pub mod report;
 pub mod sandbox;
 pub mod trace;
+pub mod unified_diff;
 pub mod units;

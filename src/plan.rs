@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::env::EnvSpec;
-use crate::notebook::{BackendKind, Cell, CellKind, Expected, ExpectedSource, Notebook};
+use crate::notebook::copy_spec::{CopyStep, Place};
+use crate::notebook::{BackendKind, Cell, CellKind, Expected, ExpectedSource, Notebook, Settings};
 
 /// Default per-cell timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,6 +33,10 @@ pub struct RunOptions {
     /// `--keep`: leave the environment up after the run.
     pub keep: bool,
     pub expected_dir: Option<PathBuf>,
+    /// `--artifacts DIR`: where `copy` cells may write on this machine.
+    pub artifacts: Option<PathBuf>,
+    /// `--rebuild`: ignore cached setup layers.
+    pub rebuild: bool,
 }
 
 /// A cell as it will run.
@@ -46,16 +51,24 @@ pub struct PlannedCell {
     /// Where `--update` records this cell's golden file.
     pub golden_path: PathBuf,
     pub timeout: Duration,
+    /// Which machine runs it: 0 is `Plan::env`, `i` is `Plan::more_targets[i - 1]`.
+    pub target: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub notebook: Notebook,
+    /// The environment of the notebook's (first, default) machine.
     pub env: EnvSpec,
+    /// The other machines of a several-machine lab (`targets:`), in order; their host names
+    /// are their target names.
+    pub more_targets: Vec<EnvSpec>,
     pub total_timeout: Option<Duration>,
     pub output_cap: u64,
     pub fail_fast: bool,
     pub keep: bool,
+    /// Where `copy` cells may write on this machine (`--artifacts`).
+    pub artifacts: Option<PathBuf>,
     /// The selected cells, in document order.
     pub cells: Vec<PlannedCell>,
 }
@@ -83,6 +96,16 @@ impl std::error::Error for PlanError {}
 impl Plan {
     pub fn cell(&self, planned: &PlannedCell) -> &Cell {
         &self.notebook.cells[planned.index]
+    }
+
+    /// Every machine's environment, the default first (index = `PlannedCell::target`).
+    pub fn targets(&self) -> impl Iterator<Item = &EnvSpec> {
+        std::iter::once(&self.env).chain(&self.more_targets)
+    }
+
+    /// The machine a cell runs on.
+    pub fn target_of(&self, planned: &PlannedCell) -> &EnvSpec {
+        self.targets().nth(planned.target).unwrap_or(&self.env)
     }
 }
 
@@ -160,8 +183,123 @@ fn substitute_kind(
                 stdout_only: *stdout_only,
             }
         }
+        CellKind::Interactive {
+            command,
+            banner,
+            steps,
+        } => {
+            let mut steps = steps.clone();
+            for s in &mut steps {
+                s.command = substitute(&s.command, names, vars)?;
+            }
+            CellKind::Interactive {
+                command: substitute(command, names, vars)?,
+                banner: banner.clone(),
+                steps,
+            }
+        }
+        CellKind::Edit { diff } => CellKind::Edit {
+            diff: substitute(diff, names, vars)?,
+        },
         other => other.clone(),
     })
+}
+
+/// A copy cell's machines must exist, and copying out needs `--artifacts`.
+fn check_copy(steps: &[CopyStep], targets: &[&str], artifacts: bool) -> Result<(), (u32, String)> {
+    for step in steps {
+        for place in [&step.from, &step.to] {
+            match place {
+                Place::Machine {
+                    target: Some(name), ..
+                } if !targets.contains(&name.as_str()) => {
+                    return Err((step.line, unknown_target(name, targets)));
+                }
+                Place::Artifacts(_) if !artifacts => {
+                    return Err((
+                        step.line,
+                        "copying out of the environment needs --artifacts DIR".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unknown_target(name: &str, known: &[&str]) -> String {
+    if known.is_empty() {
+        format!(
+            "target '{name}': the notebook names no targets (add labrun.targets to its front matter)"
+        )
+    } else {
+        format!(
+            "unknown target '{name}' (the notebook's targets: {})",
+            known.join(", ")
+        )
+    }
+}
+
+/// A target's settings over the notebook's: what the target sets wins; `env` and `limits`
+/// are merged key by key.
+fn merged(notebook: &Settings, target: &Settings) -> Settings {
+    let mut out = notebook.clone();
+    out.targets = Vec::new();
+    out.backend = target.backend.or(notebook.backend);
+    out.image = target.image.clone().or(out.image);
+    out.shell = target.shell.clone().or(out.shell);
+    out.workdir = target.workdir.clone().or(out.workdir);
+    out.network = target.network.clone().or(out.network);
+    out.kernel = target.kernel.clone().or(out.kernel);
+    if !target.setup.is_empty() {
+        out.setup = target.setup.clone();
+    }
+    out.env.extend(target.env.clone());
+    out.limits.extend(target.limits.clone());
+    out
+}
+
+/// What one machine's environment takes from the plan besides its settings.
+struct Machine {
+    hostname: String,
+    notebook_dir: PathBuf,
+    privileged: bool,
+    hidden: Vec<PathBuf>,
+}
+
+impl Machine {
+    fn env_spec(self, settings: &Settings, opts: &RunOptions) -> Result<EnvSpec, String> {
+        let backend = opts
+            .backend
+            .or(settings.backend)
+            .unwrap_or(BackendKind::Container);
+        if backend == BackendKind::Host && !settings.setup.is_empty() {
+            return Err("backend host refuses setup: steps (they would change this machine); use the container backend".into());
+        }
+        let mut env = settings.env.clone();
+        env.extend(opts.env.clone());
+        if let Some(name) = env.keys().find(|name| !valid_env_name(name)) {
+            return Err(format!("'{name}' is not a valid environment variable name"));
+        }
+        Ok(EnvSpec {
+            backend,
+            env,
+            notebook_dir: self.notebook_dir,
+            shell: settings.shell.clone(),
+            hostname: self.hostname,
+            image: settings.image.clone(),
+            workdir: settings.workdir.clone(),
+            host_network: settings.network.as_deref() == Some("host"),
+            limits: settings.limits.clone(),
+            setup: settings.setup.clone(),
+            privileged: self.privileged,
+            hidden: self.hidden,
+            network: None,
+            submission: None,
+            rebuild: opts.rebuild,
+        })
+    }
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -173,28 +311,7 @@ fn valid_env_name(name: &str) -> bool {
 /// Builds the plan for one parsed notebook.
 pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
     let settings = &notebook.settings;
-    let backend = opts
-        .backend
-        .or(settings.backend)
-        .unwrap_or(BackendKind::Container);
-    if backend == BackendKind::Host && !settings.setup.is_empty() {
-        return Err(err(
-            &notebook,
-            settings.line,
-            "backend host refuses setup: steps (they would change this machine); use the container backend",
-        ));
-    }
-    let mut env = settings.env.clone();
-    env.extend(opts.env.clone());
-    for name in env.keys() {
-        if !valid_env_name(name) {
-            return Err(err(
-                &notebook,
-                settings.line,
-                format!("'{name}' is not a valid environment variable name"),
-            ));
-        }
-    }
+    let target_names: Vec<&str> = settings.targets.iter().map(|t| t.name.as_str()).collect();
     let output_cap = match settings.limits.get("output") {
         Some(text) => {
             crate::units::parse_size(text).map_err(|e| err(&notebook, settings.line, e))?
@@ -238,6 +355,17 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         }
         let kind = substitute_kind(&cell.kind, &cell.attrs.variables, &opts.vars)
             .map_err(|m| err(&notebook, cell.line, m))?;
+        let target = match &cell.attrs.target {
+            None => 0,
+            Some(name) => target_names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| err(&notebook, cell.line, unknown_target(name, &target_names)))?,
+        };
+        if let CellKind::Copy { steps } = &cell.kind {
+            check_copy(steps, &target_names, opts.artifacts.is_some())
+                .map_err(|(line, m)| err(&notebook, line, m))?;
+        }
         let golden_path = golden_dir.join(format!("{}.out", cell.id));
         let expected = match &cell.expected {
             Some(e) => Some(e.clone()),
@@ -276,6 +404,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
             expected,
             golden_path,
             timeout: cell.attrs.timeout.unwrap_or(default_timeout),
+            target,
         });
     }
     let notebook_dir = notebook
@@ -284,33 +413,45 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    let hostname = notebook
+    let stem = notebook
         .path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "lab".into());
-    let shell = settings.shell.clone();
-    Ok(Plan {
-        env: EnvSpec {
-            backend,
-            env,
-            notebook_dir: notebook_dir.clone(),
-            shell,
+    let machines: Vec<(String, Settings)> = if settings.targets.is_empty() {
+        vec![(stem, settings.clone())]
+    } else {
+        settings
+            .targets
+            .iter()
+            .map(|t| (t.name.clone(), merged(settings, &t.settings)))
+            .collect()
+    };
+    let mut specs = Vec::with_capacity(machines.len());
+    for (i, (hostname, own)) in machines.into_iter().enumerate() {
+        let machine = Machine {
             hostname,
-            image: settings.image.clone(),
-            workdir: settings.workdir.clone(),
-            host_network: settings.network.as_deref() == Some("host"),
-            limits: settings.limits.clone(),
-            setup: settings.setup.clone(),
+            notebook_dir: notebook_dir.clone(),
             privileged: cells
                 .iter()
-                .any(|c| notebook.cells[c.index].attrs.privileged),
+                .any(|c| c.target == i && notebook.cells[c.index].attrs.privileged),
             hidden: vec![notebook_dir.clone(), golden_dir_root.clone()],
-        },
+        };
+        specs.push(
+            machine
+                .env_spec(&own, opts)
+                .map_err(|m| err(&notebook, settings.line, m))?,
+        );
+    }
+    let env = specs.remove(0);
+    Ok(Plan {
+        env,
+        more_targets: specs,
         total_timeout: settings.total_timeout,
         output_cap,
         fail_fast: opts.fail_fast,
         keep: opts.keep,
+        artifacts: opts.artifacts.clone(),
         cells,
         notebook,
     })

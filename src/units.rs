@@ -1,8 +1,8 @@
-//! Durations (`500ms`, `30s`, `5m`, `1h`) and sizes (`64MiB`, `1GiB`) as authors write them.
+//! Durations (`500ms`, `30s`, `5m`, `1h`, `7d`) and sizes (`64MiB`, `1GiB`) as authors write them.
 
 use std::time::Duration;
 
-/// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number means seconds.
+/// Parses a duration: a number with `ms`, `s`, `m`, `h` or `d`; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
@@ -17,6 +17,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         _ => {
             return Err(format!(
                 "invalid duration '{text}' (write it like 500ms, 30s, 5m)"

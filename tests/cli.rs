@@ -163,6 +163,32 @@ fn list_shows_every_cell() {
 }
 
 #[test]
+fn list_shows_each_cells_target_and_its_backend() {
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        "---\nlabrun:\n  targets:\n    server:\n      backend: host\n    client: {}\n---\n\n```bash | {type: 'command'}\necho one\n```\n\n```bash | {type: 'command', target: client}\necho two\n```\n",
+    );
+    let r = lab.run(&["list", "nb.md"]);
+    r.status(0).stdout_has("TARGET");
+    let rows: Vec<Vec<&str>> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("echo"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][3..5], ["server", "host"], "{}", r.stdout);
+    assert_eq!(rows[1][3..5], ["client", "container"], "{}", r.stdout);
+    lab.write(
+        "bad.md",
+        "---\nlabrun:\n  targets:\n    a: {}\n---\n\n```bash | {type: 'command', target: b}\necho\n```\n",
+    );
+    lab.run(&["bad.md"])
+        .status(2)
+        .stderr_has("bad.md:7: unknown target 'b' (the notebook's targets: a)");
+}
+
+#[test]
 fn bad_input_is_a_one_line_error_with_a_place() {
     let lab = Lab::new();
     let cases: &[(&str, &[u8], &str)] = &[

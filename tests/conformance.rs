@@ -29,18 +29,11 @@ struct Lab {
 fn lab(backend: BackendKind, image: Option<&str>) -> Lab {
     let spec = EnvSpec {
         backend,
-        env: BTreeMap::new(),
         // A directory every user can read (the rootless run is not the checkout's owner).
         notebook_dir: PathBuf::from("/usr/share"),
-        shell: None,
         hostname: "test".into(),
         image: image.map(str::to_string),
-        workdir: None,
-        host_network: false,
-        limits: BTreeMap::new(),
-        setup: vec![],
-        privileged: false,
-        hidden: vec![],
+        ..EnvSpec::default()
     };
     let built = env::build(&spec).unwrap_or_else(|e| panic!("{} environment: {e}", backend.name()));
     let rt = tokio::runtime::Builder::new_current_thread()

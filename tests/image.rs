@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use labrun::image::{
-    Cache, Hidden, ImageError, ImageKind, ImageRef, UnpackOptions, Whiteouts, host_hidden_paths,
-    resolve, unpack,
+    Cache, Hidden, ImageKind, ImageRef, UnpackOptions, Whiteouts, host_hidden_paths, resolve,
+    unpack,
 };
 
 fn temp() -> tempfile::TempDir {
@@ -122,21 +122,6 @@ fn bad_references_say_which_image_and_why() {
     );
     assert!(e.contains("'Ubuntu' is not a repository name"), "{e}");
     assert_eq!(err(""), "image '' is empty");
-}
-
-#[test]
-fn debian_images_are_named_as_not_in_this_release() {
-    let t = temp();
-    let cache = cache_in(t.path());
-    let r = ImageRef::parse("debian:bookworm", t.path()).unwrap();
-    let e = resolve(&r, &cache).unwrap_err();
-    assert!(matches!(e, ImageError::Unavailable { .. }));
-    assert!(
-        e.to_string().starts_with(
-            "image 'debian:bookworm' needs the Debian image layer, not in this release"
-        ),
-        "{e}"
-    );
 }
 
 #[test]

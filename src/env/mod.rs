@@ -7,6 +7,7 @@
 pub mod container;
 pub mod host;
 pub mod limit_watch;
+pub mod network;
 pub mod rundir;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use crate::exec::session::ShellLaunch;
 use crate::notebook::BackendKind;
 
 /// What a backend needs to build one run's environment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EnvSpec {
     pub backend: BackendKind,
     /// Variables from `env:` and `--env`, on top of the fixed default environment.
@@ -37,11 +38,18 @@ pub struct EnvSpec {
     pub limits: BTreeMap<String, String>,
     /// Whether some cell is `privileged: true`.
     pub privileged: bool,
-    /// `setup:` steps (each a future cached image layer).
+    /// `setup:` steps, each a cached image layer.
     pub setup: Vec<String>,
+    /// `--rebuild`: build the setup steps' layers afresh.
+    pub rebuild: bool,
     /// Host paths the environment must not show: the notebook's directory and its expected
     /// output (grading adds the submissions).
     pub hidden: Vec<PathBuf>,
+    /// The lab's network this machine joins (several machines; set by the runner, which
+    /// made the network).
+    pub network: Option<network::NetAttach>,
+    /// Grade mode: the submission's files, mounted read-only at `/lab/.submission`.
+    pub submission: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,13 @@ use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use crate::check;
-use crate::env::{self, EnvError, Environment};
+use crate::env::{EnvError, Environment};
+use crate::exec::background::{Background, Ready};
+use crate::exec::cell_shell;
+use crate::exec::copy::CopyCell;
+use crate::exec::machines::Machines;
+use crate::exec::pty;
+use crate::exec::pty::conversation::Script;
 use crate::exec::session::{RunOptions, ShellSession, shell_quote};
 use crate::exec::sessions::Sessions;
 use crate::notebook::{BackendKind, Cell, CellKind};
@@ -25,16 +31,6 @@ pub enum RunError {
     Environment { path: String, source: EnvError },
 }
 
-fn kind_name(kind: &CellKind) -> &'static str {
-    match kind {
-        CellKind::Command { .. } => "command",
-        CellKind::Transcript { .. } => "transcript",
-        CellKind::File { .. } => "file",
-        CellKind::Script { .. } => "script",
-        CellKind::Skipped { .. } => "skipped",
-    }
-}
-
 /// Runs one notebook to the end (or to its first failure with `--fail-fast`).
 pub async fn run_notebook(
     plan: &Plan,
@@ -47,28 +43,27 @@ pub async fn run_notebook(
         source,
     };
     crate::trace::mark("planned");
-    let environment = env::build(&plan.env).map_err(env_error)?;
-    crate::trace::mark("environment built");
-    let mut sessions = Sessions::start(
-        environment.launch.clone(),
-        environment.privileged_launch.clone(),
-    )
-    .await
-    .map_err(|e| env_error(EnvError::Io(e)))?;
+    let mut machines = Machines::start(plan).await.map_err(env_error)?;
     crate::trace::mark("shell started");
+    if plan.env.submission.is_some() {
+        copy_submission(&mut machines.get(0).sessions, plan.output_cap)
+            .await
+            .map_err(env_error)?;
+    }
     let mut outcome = NotebookOutcome {
         path: plan.notebook.path.clone(),
         cells: Vec::new(),
         duration: Duration::ZERO,
         aborted: None,
-        warnings: environment.warnings.clone(),
+        warnings: machines.warnings(plan),
     };
-    for message in &environment.warnings {
+    for message in &outcome.warnings {
         reporter.event(&Event::Warning { plan, message });
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
-    let mut usage = environment.watch.as_ref().map(|w| w.usage());
     let mut file_seq = 0u64;
+    // Declared after the sessions: dropped (killed) before them, however the run ends.
+    let mut background: Vec<Background> = Vec::new();
     for planned in &plan.cells {
         let cell = plan.cell(planned);
         if let Some((at, total)) = deadline
@@ -84,25 +79,41 @@ pub async fn run_notebook(
         let cell_started = Instant::now();
         let remaining = deadline.map(|(at, _)| at.saturating_duration_since(Instant::now()));
         let timeout = remaining.map_or(planned.timeout, |r| r.min(planned.timeout));
-        let session = sessions
+        let machine = machines.get(planned.target);
+        let session = machine
+            .sessions
             .for_cell(cell.attrs.privileged)
             .await
             .map_err(|e| env_error(EnvError::Io(e)))?;
-        let mut ctx = CellContext {
-            session,
-            environment: &environment,
-            plan,
-            planned,
-            cell,
-            timeout,
-            reporter: &mut *reporter,
-            file_seq: &mut file_seq,
+        let (verdict, steps, mut notes) = if let CellKind::Copy { steps } = &planned.kind {
+            let copy = CopyCell {
+                plan,
+                planned,
+                timeout,
+            };
+            let (verdict, notes) = copy
+                .run(&mut machines, steps)
+                .await
+                .map_err(|e| env_error(EnvError::Io(e)))?;
+            (verdict, Vec::new(), notes)
+        } else {
+            let mut ctx = CellContext {
+                session,
+                environment: &machine.environment,
+                plan,
+                planned,
+                cell,
+                timeout,
+                reporter: &mut *reporter,
+                file_seq: &mut file_seq,
+                background: &mut background,
+            };
+            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?
         };
-        let (verdict, steps, mut notes) =
-            ctx.run().await.map_err(|e| env_error(EnvError::Io(e)))?;
+        let machine = machines.get(planned.target);
         // What the limits counted since the last cell (one reading per cell: the reading
         // after a cell is the one before the next).
-        if let (Some(watch), Some(before)) = (&environment.watch, usage.as_mut()) {
+        if let (Some(watch), Some(before)) = (&machine.environment.watch, machine.usage.as_mut()) {
             let after = watch.usage();
             notes.extend(watch.notes(before, &after));
             *before = after;
@@ -110,7 +121,7 @@ pub async fn run_notebook(
         let cell_outcome = CellOutcome {
             id: cell.id.clone(),
             line: cell.line,
-            kind: kind_name(&planned.kind),
+            kind: planned.kind.name(),
             verdict,
             steps,
             notes,
@@ -129,15 +140,16 @@ pub async fn run_notebook(
         }
     }
     crate::trace::mark("cells run");
-    drop(sessions);
+    drop(background);
     if plan.keep {
-        let message = environment.keep().map_err(env_error)?;
-        reporter.event(&Event::Warning {
-            plan,
-            message: &message,
-        });
+        for message in machines.keep().map_err(env_error)? {
+            reporter.event(&Event::Warning {
+                plan,
+                message: &message,
+            });
+        }
     } else {
-        drop(environment);
+        drop(machines);
     }
     crate::trace::mark("environment removed");
     outcome.duration = started.elapsed();
@@ -146,6 +158,32 @@ pub async fn run_notebook(
         outcome: &outcome,
     });
     Ok(outcome)
+}
+
+/// Grade mode: copies the submission (read-only at `/lab/.submission`) into the working
+/// directory before the first cell, so the grader's cells find its files in place.
+async fn copy_submission(sessions: &mut Sessions, output_cap: u64) -> Result<(), EnvError> {
+    let session = sessions.for_cell(false).await?;
+    let env = std::collections::BTreeMap::new();
+    let opts = RunOptions {
+        timeout: Duration::from_secs(60),
+        split_streams: false,
+        env: &env,
+        cwd: None,
+        output_cap,
+        live: None,
+    };
+    let run = session
+        .run_batch(&["cp -R /lab/.submission/. ./"], opts)
+        .await?
+        .remove(0);
+    if run.status != ExitStatus::Code(0) {
+        return Err(EnvError::Other(format!(
+            "could not copy the submission into the working directory: {}",
+            String::from_utf8_lossy(&run.output).trim()
+        )));
+    }
+    Ok(())
 }
 
 struct CellContext<'a> {
@@ -157,6 +195,7 @@ struct CellContext<'a> {
     timeout: Duration,
     reporter: &'a mut dyn Reporter,
     file_seq: &'a mut u64,
+    background: &'a mut Vec<Background>,
 }
 
 type CellResult = (Verdict, Vec<StepOutcome>, Vec<String>);
@@ -184,6 +223,30 @@ fn notes_for(run: &CommandRun, notes: &mut Vec<String>) {
     }
 }
 
+/// How a cell's program runs on a terminal.
+fn terminal_limits<'c>(
+    cell: &'c Cell,
+    plan: &Plan,
+    timeout: Duration,
+    cwd: Option<&'c str>,
+) -> pty::program::Limits<'c> {
+    pty::program::Limits {
+        env: &cell.attrs.env,
+        cwd,
+        timeout,
+        output_cap: plan.output_cap,
+    }
+}
+
+fn screen_notes(talk: &pty::conversation::Talk, notes: &mut Vec<String>) {
+    if talk.truncated > 0 {
+        notes.push(format!(
+            "screen cut at the output cap: [truncated {} bytes]",
+            talk.truncated
+        ));
+    }
+}
+
 impl CellContext<'_> {
     /// Runs one command of this cell.
     async fn command(
@@ -196,9 +259,41 @@ impl CellContext<'_> {
         Ok(runs.remove(0))
     }
 
+    /// `script` run as the cell's `user:` with its `shell:`.
+    fn as_cell_says(&self, script: &str) -> String {
+        let attrs = &self.cell.attrs;
+        let session_shell = self.session.launch().program.to_string_lossy();
+        cell_shell::wrap(
+            script,
+            attrs.user.as_deref(),
+            attrs.shell.as_deref(),
+            &session_shell,
+            self.session.dialect(),
+        )
+    }
+
+    /// Runs one of labrun's own commands for this cell.
+    async fn labrun_command(&mut self, script: &str, split: bool) -> std::io::Result<CommandRun> {
+        let mut runs = self.run_as_written(&[script], split, None).await?;
+        Ok(runs.remove(0))
+    }
+
     /// Runs commands of this cell (a transcript's steps) in one batch: one round trip to the
     /// shell, each command still captured, timed and checked on its own.
     async fn batch(
+        &mut self,
+        scripts: &[&str],
+        split: bool,
+        cwd: Option<&str>,
+    ) -> std::io::Result<Vec<CommandRun>> {
+        let wrapped: Vec<String> = scripts.iter().map(|s| self.as_cell_says(s)).collect();
+        let scripts: Vec<&str> = wrapped.iter().map(String::as_str).collect();
+        self.run_as_written(&scripts, split, cwd).await
+    }
+
+    /// Runs labrun's own commands for a cell (writing a file, reading one to edit), as the
+    /// session's user and shell whatever the cell says.
+    async fn run_as_written(
         &mut self,
         scripts: &[&str],
         split: bool,
@@ -230,7 +325,7 @@ impl CellContext<'_> {
     /// A path a cell names, checked so that it cannot leave the environment's working area.
     fn inside_path(&self, p: &str) -> Result<String, String> {
         let path = Path::new(p);
-        if self.plan.env.backend == BackendKind::Host {
+        if self.plan.target_of(self.planned).backend == BackendKind::Host {
             if path.is_absolute() {
                 return Err(format!(
                     "path '{p}' is absolute; on the host backend paths stay inside the lab's working directory"
@@ -276,6 +371,127 @@ impl CellContext<'_> {
         Ok(format!("{}/{name}", launch.control_dir_inside))
     }
 
+    /// A `tty: true` command: on a terminal, its stdin ended at once.
+    async fn on_terminal(
+        &mut self,
+        script: &str,
+        cwd: Option<&str>,
+        expected: Option<&str>,
+    ) -> std::io::Result<CellResult> {
+        let attrs = &self.cell.attrs;
+        let on_tty = Script {
+            prompt: None,
+            typed: &[],
+            end_of_file: true,
+        };
+        let command = self.as_cell_says(script);
+        let limits = terminal_limits(self.cell, self.plan, self.timeout, cwd);
+        let ran = pty::program::run(self.session, &command, &on_tty, limits).await?;
+        let (verdict, run) = check::terminal::check_tty(
+            attrs,
+            expected,
+            &ran.talk,
+            ran.status,
+            (self.timeout, ran.duration),
+        );
+        let step = StepOutcome {
+            command: script.to_owned(),
+            line: self.cell.line,
+            run,
+            verdict: verdict.clone(),
+        };
+        let mut notes = Vec::new();
+        screen_notes(&ran.talk, &mut notes);
+        Ok((verdict, vec![step], notes))
+    }
+
+    /// A `spawn`/`serve` command: started in the background, waited for when `wait_for:`
+    /// says what ready looks like; it runs until the run ends.
+    async fn in_background(
+        &mut self,
+        script: &str,
+        cwd: Option<&str>,
+    ) -> std::io::Result<CellResult> {
+        let attrs = &self.cell.attrs;
+        let command = self.as_cell_says(script);
+        let program = Background::start(self.session, &command, &attrs.env, cwd).await?;
+        let deadline = Instant::now() + self.timeout;
+        let waited = match attrs.wait_for.as_deref().map(Ready::parse) {
+            Some(ready) => program.wait(&ready, self.session, deadline).await,
+            None => Ok(()),
+        };
+        let printed = program.output();
+        self.background.push(program);
+        Ok(match waited {
+            Ok(()) => (Verdict::Passed, Vec::new(), Vec::new()),
+            Err(why) => Self::error(format!(
+                "the background program is not ready: {why}; it printed:\n{}",
+                check::terminal::quoted(&printed)
+            )),
+        })
+    }
+
+    /// An `edit` cell: the file is read from the environment, the diff applied here, the
+    /// result written back.
+    async fn edit(&mut self, diff: &str) -> std::io::Result<CellResult> {
+        let path = self.cell.attrs.path.clone().unwrap_or_default();
+        let target = match self.inside_path(&path) {
+            Ok(t) => t,
+            Err(m) => return Ok(Self::error(m)),
+        };
+        let run_tool = self.session.dialect().run_tool();
+        let read = self
+            .command(
+                &format!("{run_tool} cat -- {}", shell_quote(&target)),
+                true,
+                None,
+            )
+            .await?;
+        if read.status != ExitStatus::Code(0) {
+            return Ok(Self::error(format!(
+                "could not read {path}: {}",
+                String::from_utf8_lossy(&read.stderr).trim()
+            )));
+        }
+        let original = String::from_utf8_lossy(&read.output);
+        let edited = match crate::unified_diff::apply(&original, diff) {
+            Ok(text) => text,
+            Err(e) => {
+                return Ok(Self::error(format!(
+                    "hunk {} does not apply to {path}: {}\n{}",
+                    e.number,
+                    e.reason,
+                    check::terminal::quoted(&e.text)
+                )));
+            }
+        };
+        let staged = self.stage(&edited)?;
+        let script = format!(
+            "{run_tool} cat -- {} > {}",
+            shell_quote(&staged),
+            shell_quote(&target)
+        );
+        let run = self.labrun_command(&script, false).await?;
+        Ok(Self::written(&path, &run))
+    }
+
+    /// The verdict of writing a file (`file` and `edit` cells).
+    fn written(path: &str, run: &CommandRun) -> CellResult {
+        let mut notes = Vec::new();
+        notes_for(run, &mut notes);
+        let verdict = if run.status == ExitStatus::Code(0) && run.timed_out.is_none() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed(vec![Failure::Error {
+                message: format!(
+                    "could not write {path}: {}",
+                    String::from_utf8_lossy(&run.output).trim()
+                ),
+            }])
+        };
+        (verdict, Vec::new(), notes)
+    }
+
     async fn run(&mut self) -> std::io::Result<CellResult> {
         let attrs = &self.cell.attrs;
         let expected = self.planned.expected.as_ref().map(|e| e.text.clone());
@@ -286,6 +502,43 @@ impl CellContext<'_> {
         let mut notes = Vec::new();
         match self.planned.kind.clone() {
             CellKind::Skipped { reason } => Ok((Verdict::Skipped { reason }, Vec::new(), notes)),
+            CellKind::Copy { .. } => Ok(Self::error(
+                "internal error: copy cells run with every machine at hand".into(),
+            )),
+            CellKind::Command { script } if attrs.tty => {
+                self.on_terminal(&script, cwd.as_deref(), expected.as_deref())
+                    .await
+            }
+            CellKind::Command { script } if attrs.background => {
+                self.in_background(&script, cwd.as_deref()).await
+            }
+            CellKind::Interactive {
+                command,
+                banner,
+                steps,
+            } => {
+                let typed: Vec<String> = steps.iter().map(|s| s.command.clone()).collect();
+                let script = Script {
+                    prompt: attrs.prompt.as_deref(),
+                    typed: &typed,
+                    end_of_file: false,
+                };
+                let started = self.as_cell_says(&command);
+                let limits = terminal_limits(self.cell, self.plan, self.timeout, cwd.as_deref());
+                let ran = pty::program::run(self.session, &started, &script, limits).await?;
+                screen_notes(&ran.talk, &mut notes);
+                let (verdict, outcomes) = check::terminal::check_interactive(
+                    attrs,
+                    (&command, self.cell.line),
+                    &banner,
+                    &steps,
+                    &ran.talk,
+                    ran.status,
+                    self.timeout,
+                );
+                Ok((verdict, outcomes, notes))
+            }
+            CellKind::Edit { diff } => self.edit(&diff).await,
             CellKind::Command { script } => {
                 let split = check::split_streams(attrs, false);
                 let run = self.command(&script, split, cwd.as_deref()).await?;
@@ -358,20 +611,15 @@ impl CellContext<'_> {
                         shell_quote(&target)
                     ));
                 }
-                let run = self.command(&script, false, None).await?;
-                notes_for(&run, &mut notes);
-                let verdict = if run.status == ExitStatus::Code(0) && run.timed_out.is_none() {
-                    Verdict::Passed
-                } else {
-                    Verdict::Failed(vec![Failure::Error {
-                        message: format!(
-                            "could not write {}: {}",
-                            attrs.path.as_deref().unwrap_or(""),
-                            String::from_utf8_lossy(&run.output).trim()
-                        ),
-                    }])
-                };
-                Ok((verdict, Vec::new(), notes))
+                if let Some(user) = &attrs.user {
+                    script.push_str(&format!(
+                        " && {run_tool} chown {} -- {}",
+                        shell_quote(user),
+                        shell_quote(&target)
+                    ));
+                }
+                let run = self.labrun_command(&script, false).await?;
+                Ok(Self::written(attrs.path.as_deref().unwrap_or(""), &run))
             }
             CellKind::Transcript { steps, stdout_only } => {
                 let split = check::split_streams(attrs, stdout_only);

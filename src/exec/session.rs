@@ -236,13 +236,13 @@ struct Report {
     ran: bool,
 }
 
-fn register<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
+pub(crate) fn register<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
     // SAFETY: `inner` owns its descriptor and the AsyncFd owns `inner`, so the descriptor
     // stays open for exactly as long as it is registered.
     unsafe { AsyncFd::register_with_interest(inner, Interest::READABLE) }.map_err(io::Error::from)
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     random_tokens(1).remove(0)
 }
 
@@ -261,7 +261,7 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
@@ -341,6 +341,12 @@ impl ShellSession {
 
     fn send(&mut self, text: &str) -> io::Result<()> {
         self.control.write_all(text.as_bytes())
+    }
+
+    /// How this session's shell was started: other programs of the same environment start
+    /// the same way (interactive cells, background processes).
+    pub fn launch(&self) -> &ShellLaunch {
+        &self.launch
     }
 
     /// The harness's dialect for this session's shell.

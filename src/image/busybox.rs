@@ -75,8 +75,9 @@ pub fn find_static(candidates: &[PathBuf]) -> Result<PathBuf, ImageError> {
 
 /// The busybox image's layer, built around the binary `busybox` (which must be static).
 pub fn build_from(busybox: &Path, cache: &Cache) -> Result<Built, ImageError> {
-    let digest =
-        sha256_file(busybox).map_err(|e| ImageError::io_at(busybox, "reading busybox", e))?;
+    let digest = cache
+        .file_digest(busybox)
+        .map_err(|e| ImageError::io_at(busybox, "reading busybox", e))?;
     let key = format!(
         "busybox-{}",
         recipe_key(&["labrun busybox root", FORMAT, &digest])

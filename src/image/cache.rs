@@ -11,9 +11,13 @@
 //! <root>/layers/<key>/          a finished layer (a root tree); never changed once there
 //! <root>/layers/<key>.notes     what its build wanted said (skipped device nodes), if anything
 //! <root>/locks/<key>.lock       flock held by the one process building <key>
-//! <root>/tmp/tmp-<random>/      a build in progress
+//! <root>/tmp/tmp-<random>/      a build in progress (`.work`: a setup step's overlay work dir)
 //! <root>/tmp/tmp-<random>.lock  flock held by that build's process for the build's whole life
+//! <root>/trash/<key>-<random>/  a layer replaced by `--rebuild`, removed by `image prune`
 //! ```
+//!
+//! What each layer is and when it was last used live beside it (`store`), for the
+//! `labrun image` commands.
 //!
 //! (A crash in the instant between creating a build's lock file and renaming it to its
 //! `tmp-` name leaves a `new-<random>.lock` of zero bytes; nothing else is ever left.)
@@ -114,29 +118,43 @@ impl Cache {
         key: &str,
         build: impl FnOnce(&Path) -> Result<Vec<String>, ImageError>,
     ) -> Result<Built, ImageError> {
-        if key.is_empty()
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(ImageError::io(
-                format!("layer key '{key}'"),
-                io::Error::new(ErrorKind::InvalidInput, "not [a-z0-9-]+"),
-            ));
-        }
+        self.build_layer(key, false, build)
+    }
+
+    /// The layer named `key` built afresh with `build`, whether or not it is there
+    /// (`--rebuild`). The old one moves to `trash/`, where runs that still use it keep it
+    /// until `labrun image prune`.
+    pub fn rebuild(
+        &self,
+        key: &str,
+        build: impl FnOnce(&Path) -> Result<Vec<String>, ImageError>,
+    ) -> Result<Built, ImageError> {
+        self.build_layer(key, true, build)
+    }
+
+    fn build_layer(
+        &self,
+        key: &str,
+        fresh: bool,
+        build: impl FnOnce(&Path) -> Result<Vec<String>, ImageError>,
+    ) -> Result<Built, ImageError> {
+        check_key(key)?;
         let target = self.layer_path(key);
-        if let Some(built) = self.finished(&target)? {
+        if !fresh && let Some(built) = self.finished(&target)? {
             return Ok(built);
         }
         let lock_path = self.root.join("locks").join(format!("{key}.lock"));
         let _key_lock = lock_file(&lock_path, FlockArg::LockExclusive)?
             .expect("a blocking lock is always taken");
-        if let Some(built) = self.finished(&target)? {
+        if !fresh && let Some(built) = self.finished(&target)? {
             return Ok(built);
         }
         self.clean_stale_builds();
         let temp = TempBuild::new(&self.root.join("tmp"))?;
         let notes = build(&temp.dir)?;
+        if fresh {
+            self.throw_away(key)?;
+        }
         if !notes.is_empty() {
             let notes_tmp = temp.dir.with_extension("notes");
             fs::write(&notes_tmp, notes.join("\n") + "\n")
@@ -171,6 +189,20 @@ impl Cache {
                 io::Error::new(ErrorKind::NotFound, "the layer vanished"),
             )
         })
+    }
+
+    /// Moves the layer `key` (if any) and its notes out of `layers/` into `trash/`.
+    pub(crate) fn throw_away(&self, key: &str) -> Result<(), ImageError> {
+        let target = self.layer_path(key);
+        if fs::symlink_metadata(&target).is_err() {
+            return Ok(());
+        }
+        let trash = self.root.join("trash");
+        make_private_dir(&trash, false)?;
+        let gone = trash.join(format!("{key}-{}", random_id()?));
+        fs::rename(&target, &gone).map_err(|e| ImageError::io_at(&target, "removing", e))?;
+        let _ = fs::remove_file(target.with_extension("notes"));
+        Ok(())
     }
 
     fn finished(&self, target: &Path) -> Result<Option<Built>, ImageError> {
@@ -220,6 +252,7 @@ impl Cache {
                 Err(_) => continue,
             };
             let _ = remove_tree(&dir);
+            let _ = remove_tree(&dir.with_extension("work"));
             let _ = fs::remove_file(dir.with_extension("notes"));
             if held.is_some() {
                 let _ = fs::remove_file(&lock);
@@ -340,6 +373,29 @@ fn lock(mut file: File, how: FlockArg) -> io::Result<Option<Flock<File>>> {
     }
 }
 
+/// Sixteen random hex digits, for names nobody else picks.
+fn random_id() -> Result<String, ImageError> {
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id)
+        .map_err(|e| ImageError::io("random name", io::Error::other(e.to_string())))?;
+    Ok(super::digest::hex(&id))
+}
+
+/// Refuses a layer key that is not `[a-z0-9-]+` (it becomes a file name).
+pub(crate) fn check_key(key: &str) -> Result<(), ImageError> {
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ImageError::io(
+            format!("layer key '{key}'"),
+            io::Error::new(ErrorKind::InvalidInput, "not [a-z0-9-]+"),
+        ));
+    }
+    Ok(())
+}
+
 /// A build's temporary directory and the lock that marks it alive; dropping it removes
 /// whatever is left of it.
 struct TempBuild {
@@ -351,10 +407,7 @@ struct TempBuild {
 impl TempBuild {
     fn new(tmp: &Path) -> Result<TempBuild, ImageError> {
         loop {
-            let mut id = [0u8; 8];
-            getrandom::fill(&mut id)
-                .map_err(|e| ImageError::io("random name", io::Error::other(e.to_string())))?;
-            let id = super::digest::hex(&id);
+            let id = random_id()?;
             let name = format!("tmp-{id}");
             // The lock file is created and locked under a name cleaners ignore, then renamed:
             // a cleaner never sees it unlocked.
@@ -392,6 +445,7 @@ impl TempBuild {
 impl Drop for TempBuild {
     fn drop(&mut self) {
         let _ = remove_tree(&self.dir);
+        let _ = remove_tree(&self.dir.with_extension("work"));
         let _ = fs::remove_file(self.dir.with_extension("notes"));
         let _ = fs::remove_file(&self.lock_path);
     }

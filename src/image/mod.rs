@@ -14,19 +14,24 @@
 //!   will reuse with [`Whiteouts::Apply`]; `elf` tells a static binary from a dynamic one;
 //!   `inroot` looks a path up as the image itself would see it (for the shell hint).
 //! - [`host_hidden_paths`] (`hidden`) lists what the `host` image must hide.
-//!
+//! - `debian` builds `debian:<suite>` with debootstrap; `layer_key` names setup steps' layers
+//!   (built by the container backend), `layer_info` and `maintenance` serve `labrun image`.
 //! - `registry` pulls OCI images, each layer a cached layer of its own.
 //!
-//! Debian images are parsed but not built in this release: resolving one is an
-//! [`ImageError::Unavailable`]. Every `ImageError` means the environment could not be built
+//! Every `ImageError` means the environment could not be built
 //! (exit status 3, `exit_code::ENVIRONMENT`), and its message names the image, file or path.
 
 pub mod busybox;
 pub mod cache;
+pub mod debian;
 pub mod digest;
+pub mod digest_memo;
 pub mod elf;
 pub mod hidden;
 pub mod inroot;
+pub mod layer_info;
+pub mod layer_key;
+pub mod maintenance;
 pub mod oci_ref;
 pub mod reference;
 pub mod registry;
@@ -37,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::Cache;
 pub use hidden::{Hidden, host_hidden_paths, host_hidden_paths_of};
+pub use layer_info::LayerInfo;
 pub use oci_ref::OciRef;
 pub use reference::ImageRef;
 pub use unpack::{UnpackOptions, Whiteouts, unpack};
@@ -71,12 +77,6 @@ pub enum ImageError {
     /// The notebook's `image:` names something that is not there or is not an image.
     #[error("image '{image}' {problem}")]
     Invalid { image: String, problem: String },
-    /// An image kind this release parses but cannot build.
-    #[error(
-        "image '{image}' needs the {layer} image layer, not in this release of labrun \
-         (use image: host, busybox, a directory or a rootfs tarball)"
-    )]
-    Unavailable { image: String, layer: &'static str },
     #[error(
         "the busybox image needs a static busybox: install the Debian package busybox-static \
          (apt-get install busybox-static){detail}"
@@ -132,11 +132,9 @@ pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
             let built = tarball::build(file, cache)?;
             (vec![built.path], ImageKind::Unpacked, built.notes)
         }
-        ImageRef::Debian { .. } => {
-            return Err(ImageError::Unavailable {
-                image: r.display(),
-                layer: "Debian",
-            });
+        ImageRef::Debian { suite } => {
+            let built = debian::build(suite, cache)?;
+            (vec![built.path], ImageKind::Unpacked, built.notes)
         }
         ImageRef::Oci(oci) => {
             let pulled = registry::pull(oci, cache)?;

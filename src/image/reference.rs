@@ -2,7 +2,7 @@
 //!
 //! The reading, in order:
 //! 1. `host`, `busybox`: the built-in images. `debian:<suite>` (`debian` alone means
-//!    `debian:stable`): a Debian suite, built by debootstrap in a later release.
+//!    `debian:stable`): a Debian suite, built by debootstrap.
 //! 2. A path: text that starts with `/`, `./` or `../` (or is `.` or `..`) always is one; text
 //!    that contains a `/` or ends in `.tar`, `.tar.gz` or `.tgz` is one when that path exists
 //!    (relative to the notebook's directory). A name ending in a tarball suffix is a tarball
@@ -25,7 +25,7 @@ pub enum ImageRef {
     Dir(PathBuf),
     /// A rootfs tarball, `.tar` or gzip-compressed (canonical path).
     Tarball(PathBuf),
-    /// A Debian suite (`bookworm`, `stable`): not built in this release.
+    /// A Debian suite (`bookworm`, `stable`), built by debootstrap.
     Debian { suite: String },
     /// An image from an OCI registry, pulled by `registry`.
     Oci(OciRef),

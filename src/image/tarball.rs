@@ -12,7 +12,7 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::cache::Built;
-use super::digest::{HashingReader, sha256_file};
+use super::digest::HashingReader;
 use super::unpack::{UnpackOptions, Unpacked, unpack};
 use super::{Cache, ImageError};
 
@@ -30,7 +30,9 @@ pub fn build(file: &Path, cache: &Cache) -> Result<Built, ImageError> {
 /// The cached layer for the tarball `file`, unpacked with `opts` (its label names the file
 /// in errors).
 pub fn build_with(file: &Path, cache: &Cache, opts: &UnpackOptions) -> Result<Built, ImageError> {
-    let digest = sha256_file(file).map_err(|e| ImageError::io_at(file, "reading the image", e))?;
+    let digest = cache
+        .file_digest(file)
+        .map_err(|e| ImageError::io_at(file, "reading the image", e))?;
     // What decides the tree: the bytes, the unpacker's format, and whether owners and device
     // nodes are kept (root and non-root unpacks differ). Limits only refuse, so are not in it.
     let key = format!(

@@ -12,7 +12,7 @@ use crate::units::parse_duration;
 
 /// Keys that only matter to docable's web UI or to features of a later release; accepted
 /// without a warning so docable notebooks read cleanly.
-const ACCEPTED_KEYS: &[&str] = &["wait_for", "prompt", "title"];
+const ACCEPTED_KEYS: &[&str] = &["title"];
 
 /// Attributes read from an annotation, with what `cells.rs` needs to decide the cell's kind.
 ///
@@ -112,10 +112,14 @@ fn read_one(
         "permission" => a.permission = Some(permission(value)?),
         "mode" => a.append = mode(value)?,
         "variables" => a.variables = variables(value)?,
+        "prompt" => a.prompt = Some(text(value)?),
+        "wait_for" => a.wait_for = Some(any_text(value)?),
+        "shell" => a.shell = Some(text(value)?),
         "spawn" | "serve" => {
             let name = if key == "spawn" { "spawn" } else { "serve" };
             if !matches!(value, Value::Bool(false) | Value::Null) {
                 out.background = Some(name);
+                a.background = true;
             }
         }
         k if ACCEPTED_KEYS.contains(&k) => {}
@@ -473,24 +477,21 @@ mod tests {
     #[test]
     fn unknown_keys_are_warnings() {
         let c = attrs("{type: 'command', shell: 'bash', wait_for: 'x', colour: 1}").unwrap();
+        assert_eq!(c.attrs.shell.as_deref(), Some("bash"));
+        assert_eq!(c.attrs.wait_for.as_deref(), Some("x"));
         let got: Vec<(u32, &str)> = c
             .warnings
             .iter()
             .map(|w| (w.column, w.message.as_str()))
             .collect();
-        assert_eq!(
-            got,
-            vec![
-                (19, "unknown attribute 'shell'; ignored"),
-                (49, "unknown attribute 'colour'; ignored")
-            ]
-        );
+        assert_eq!(got, vec![(49, "unknown attribute 'colour'; ignored")]);
     }
 
     #[test]
     fn background_and_docable_stream() {
         let c = attrs("{serve: true, stream: true}").unwrap();
         assert_eq!(c.background, Some("serve"));
+        assert!(c.attrs.background);
         assert_eq!(c.attrs.stream, Stream::Both);
         assert_eq!(attrs("{spawn: false}").unwrap().background, None);
     }

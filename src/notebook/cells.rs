@@ -15,7 +15,10 @@ use super::blocks::{Fenced, Item};
 use super::hash::FastState;
 use super::huge;
 use super::ids::Ids;
-use super::model::{Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, Span};
+use super::interactive;
+use super::model::{
+    Cell, CellId, CellKind, Diagnostic, Expected, ExpectedSource, ProseBlock, Span,
+};
 use super::source::Source;
 use super::transcript::{self, RawLine};
 
@@ -40,17 +43,13 @@ fn is_ui_type(cell_type: &str) -> bool {
     )
 }
 
-/// Types a later release runs.
-fn is_planned_type(cell_type: &str) -> bool {
-    matches!(cell_type, "edit" | "copy" | "interactive")
-}
-
 /// Turns the scanned blocks into cells, one item at a time, in document order.
 pub struct Builder<'s> {
     src: &'s Source,
     run_all: bool,
     ids: Ids,
     cells: Vec<Cell>,
+    not_run: Vec<ProseBlock>,
     warnings: Vec<Diagnostic>,
     /// The cell an `output` block would belong to: only when it is the very next fenced block.
     previous_cell: Option<usize>,
@@ -89,6 +88,7 @@ impl<'s> Builder<'s> {
             run_all,
             ids: Ids::default(),
             cells: Vec::new(),
+            not_run: Vec::new(),
             warnings: Vec::new(),
             previous_cell: None,
             cache: HashMap::default(),
@@ -117,6 +117,17 @@ impl<'s> Builder<'s> {
                 if !f.closed {
                     self.warnings.push(unclosed(src, &f, false));
                 }
+                let (text, _) = self.scratch.clear();
+                f.read_body_into(src, text, None);
+                self.not_run.push(ProseBlock {
+                    line: f.line,
+                    lang: info.lang.to_owned(),
+                    first_line: text
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("")
+                        .to_owned(),
+                });
                 self.previous_cell = None;
             }
             Role::Output => {
@@ -158,9 +169,9 @@ impl<'s> Builder<'s> {
         Ok(attrs)
     }
 
-    /// The cells, and the warnings found on the way.
-    pub fn finish(self) -> (Vec<Cell>, Vec<Diagnostic>) {
-        (self.cells, self.warnings)
+    /// The cells, the blocks that are not, and the warnings found on the way.
+    pub fn finish(self) -> (Vec<Cell>, Vec<ProseBlock>, Vec<Diagnostic>) {
+        (self.cells, self.not_run, self.warnings)
     }
 }
 
@@ -423,14 +434,15 @@ fn cell(
             fence_pos
         }
     };
-    let known = matches!(cell_type, "command" | "transcript" | "file" | "script")
-        || is_ui_type(cell_type)
-        || is_planned_type(cell_type);
+    let known = matches!(
+        cell_type,
+        "command" | "transcript" | "file" | "script" | "copy" | "interactive" | "edit"
+    ) || is_ui_type(cell_type);
     if !known {
         return Err(diag(
             type_pos(),
             format!(
-                "unknown cell type '{cell_type}' (known: command, transcript, file, script, output, and docable's ui types)"
+                "unknown cell type '{cell_type}' (known: command, transcript, file, script, edit, copy, interactive, output, and docable's ui types)"
             ),
         ));
     }
@@ -444,7 +456,7 @@ fn cell(
         )
     })?;
 
-    // Skipping wins over "not supported yet": an author can keep such a cell inert.
+    // Skipping wins over errors in the body: an author can keep such a cell inert.
     let skipped = if a.skip {
         Some("skip: true".to_owned())
     } else if info.ignore {
@@ -470,19 +482,12 @@ fn cell(
             )
         }
         None => {
-            if is_planned_type(cell_type) {
-                return Err(diag(
-                    type_pos(),
-                    format!("cell type '{cell_type}' is not supported yet"),
-                ));
-            }
-            if a.tty {
-                return Err(diag(at("tty"), "attribute 'tty' is not supported yet"));
-            }
-            if let Some(name) = ann.background {
+            if let Some(name) = ann.background
+                && (a.tty || cell_type != "command")
+            {
                 return Err(diag(
                     at(name),
-                    format!("attribute '{name}' is not supported yet"),
+                    format!("attribute '{name}' applies to command cells without tty"),
                 ));
             }
             kind_of(src, &f, &info, cell_type, ann, fence_pos, scratch)?
@@ -575,6 +580,32 @@ fn kind_of(
             return Ok((kind, prefix));
         }
         "command" => CellKind::Command { script: text },
+        "copy" => {
+            let steps = super::copy_spec::parse(&text, fence_pos.0 + 1)
+                .map_err(|(line, message)| diag((line, 1), message))?;
+            CellKind::Copy { steps }
+        }
+        "interactive" => {
+            let Some(prompt) = ann.attrs.prompt.as_deref() else {
+                return Err(diag(
+                    type_pos(),
+                    "an interactive cell needs a 'prompt' attribute (what the program shows when it waits for a line)",
+                ));
+            };
+            let c =
+                interactive::parse(&text, prompt, f.line + 1).map_err(|m| diag(fence_pos, m))?;
+            CellKind::Interactive {
+                command: c.command,
+                banner: c.banner,
+                steps: c.steps,
+            }
+        }
+        "edit" => {
+            if ann.attrs.path.is_none() {
+                return Err(diag(type_pos(), "an edit cell needs a 'path' attribute"));
+            }
+            CellKind::Edit { diff: text }
+        }
         "file" => {
             if ann.attrs.path.is_none() {
                 return Err(diag(type_pos(), "a file cell needs a 'path' attribute"));
@@ -651,6 +682,15 @@ mod tests {
                 interpreter,
                 program,
             } => format!("script {interpreter} {program:?}"),
+            CellKind::Copy { steps } => format!("copy {steps:?}"),
+            CellKind::Interactive { command, steps, .. } => format!(
+                "interactive {command:?} {:?}",
+                steps
+                    .iter()
+                    .map(|s| format!("{}=>{}", s.command, s.expected))
+                    .collect::<Vec<_>>()
+            ),
+            CellKind::Edit { diff } => format!("edit {diff:?}"),
             CellKind::Skipped { reason } => format!("skipped {reason}"),
         }
     }
@@ -836,6 +876,19 @@ mod tests {
                     ("cell-1", "skipped docable ui cell 'quiz'"),
                     ("v1", "skipped docable ui cell 'youtube'"),
                 ],
+            ),
+            (
+                "```bash | {type: 'interactive', prompt: 'C-$ '}\n$ sh\nC-$ ls\nHELLO.txt\nC-$ exit\n```\n",
+                false,
+                vec![(
+                    "cell-1",
+                    "interactive \"sh\" [\"ls=>HELLO.txt\", \"exit=>\"]",
+                )],
+            ),
+            (
+                "```diff | {type:'edit',path:'id.js'}\n@@ -1 +1 @@\n-a\n+b\n```\n",
+                false,
+                vec![("cell-1", "edit \"@@ -1 +1 @@\\n-a\\n+b\\n\"")],
             ),
             // Later features are inert when skipped.
             (
@@ -1024,40 +1077,34 @@ mod tests {
     fn errors_name_line_and_column() {
         let cases = [
             (
-                "# T\n\n```bash | {type: 'edit', path: 'f'}\nx\n```\n",
+                "# T\n\n```bash | {type: 'edit'}\nx\n```\n",
                 3,
                 12,
-                "cell type 'edit' is not supported yet",
+                "an edit cell needs a 'path' attribute",
             ),
             (
                 "```bash | {type: 'copy'}\nx\n```\n",
+                2,
                 1,
-                12,
-                "cell type 'copy' is not supported yet",
+                "'x': a copy line is COPY SRC DEST",
             ),
             (
                 "```bash | {type: 'interactive'}\nx\n```\n",
                 1,
                 12,
-                "cell type 'interactive' is not supported yet",
+                "an interactive cell needs a 'prompt' attribute",
             ),
             (
-                "```bash | {type: 'command', tty: true}\nx\n```\n",
+                "```bash | {type: 'command', tty: true, serve: true}\nx\n```\n",
                 1,
-                29,
-                "attribute 'tty' is not supported yet",
+                40,
+                "attribute 'serve' applies to command cells without tty",
             ),
             (
-                "```bash | {serve: true}\nx\n```\n",
+                "```bash | {type: 'file', path: x, spawn: 'yes'}\nx\n```\n",
                 1,
-                12,
-                "attribute 'serve' is not supported yet",
-            ),
-            (
-                "```bash | {spawn: 'yes'}\nx\n```\n",
-                1,
-                12,
-                "attribute 'spawn' is not supported yet",
+                35,
+                "attribute 'spawn' applies to command cells without tty",
             ),
             (
                 "```bash | {type: 'comand'}\nx\n```\n",

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::attrs::duration;
-use super::model::{BackendKind, Diagnostic, RunMode, Settings};
+use super::model::{BackendKind, Diagnostic, RunMode, Settings, Target};
 use super::source::Source;
 use super::value::{self, Limits, Value};
 use crate::units::parse_size;
@@ -116,21 +116,29 @@ pub fn read(src: &Source, block: Block) -> Result<(Settings, Vec<Diagnostic>), D
         }
     };
     for (key, value) in entries {
-        apply(&doc, &mut settings, key, value, &mut warnings)?;
+        apply(
+            &doc,
+            &mut settings,
+            &[Seg::Key("labrun")],
+            key,
+            value,
+            &mut warnings,
+        )?;
     }
     Ok((settings, warnings))
 }
 
-/// One key of `labrun:` into `Settings`.
+/// One key of `labrun:` (or of one of its `targets:`, at `base`) into `Settings`.
 fn apply(
     doc: &Yaml<'_>,
     settings: &mut Settings,
+    base: &[Seg<'_>],
     key: &str,
     value: &Value,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<(), Diagnostic> {
-    let path = [Seg::Key("labrun"), Seg::Key(key)];
-    let name = format!("labrun.{key}");
+    let path = below(base, Seg::Key(key));
+    let name = dotted(&path);
     let fail = |message: String| doc.error_at(&path, format!("{name}: {message}"));
     let text = |value: &Value| -> Result<String, Diagnostic> {
         match value {
@@ -140,6 +148,15 @@ fn apply(
         }
     };
     match key {
+        "targets" | "run" | "timeout" | "total_timeout" if base.len() > 1 => {
+            return Err(doc.key_error_at(
+                &path,
+                format!(
+                    "{}: '{key}' is a setting of the whole notebook, not of one target",
+                    dotted(base)
+                ),
+            ));
+        }
         "backend" => {
             settings.backend = Some(match text(value)?.as_str() {
                 "container" => BackendKind::Container,
@@ -178,9 +195,9 @@ fn apply(
                             Value::Str(s) => out.push(s.clone()),
                             other => {
                                 return Err(doc.error_at(
-                                    &[Seg::Key("labrun"), Seg::Key("setup"), Seg::Index(i)],
+                                    &below(&path, Seg::Index(i)),
                                     format!(
-                                        "labrun.setup: each step must be a string, not {}",
+                                        "{name}: each step must be a string, not {}",
                                         other.kind()
                                     ),
                                 ));
@@ -202,21 +219,21 @@ fn apply(
                 return Err(fail(format!("must be a mapping, not {}", value.kind())));
             };
             for (var, val) in vars {
-                let at = [Seg::Key("labrun"), Seg::Key("env"), Seg::Key(var)];
+                let at = below(&path, Seg::Key(var));
                 if let Err(why) = check_env_name(var) {
-                    return Err(doc.key_error_at(&at, format!("labrun.env: {why}")));
+                    return Err(doc.key_error_at(&at, format!("{name}: {why}")));
                 }
                 let val = match val {
                     Value::Null => String::new(),
                     other => other.scalar_text().ok_or_else(|| {
                         doc.error_at(
                             &at,
-                            format!("labrun.env.{var}: must be a string, not {}", other.kind()),
+                            format!("{name}.{var}: must be a string, not {}", other.kind()),
                         )
                     })?,
                 };
                 if val.contains('\0') {
-                    return Err(doc.error_at(&at, format!("labrun.env.{var}: contains a nul byte")));
+                    return Err(doc.error_at(&at, format!("{name}.{var}: contains a nul byte")));
                 }
                 settings.env.insert(var.clone(), val);
             }
@@ -237,7 +254,7 @@ fn apply(
                 return Err(fail(format!("must be a mapping, not {}", value.kind())));
             };
             for (limit, val) in limits {
-                let at = [Seg::Key("labrun"), Seg::Key("limits"), Seg::Key(limit)];
+                let at = below(&path, Seg::Key(limit));
                 match check_limit(limit, val) {
                     Ok(Some(written)) => {
                         settings.limits.insert(limit.clone(), written);
@@ -245,11 +262,11 @@ fn apply(
                     Ok(None) => warnings.push(doc.key_error_at(
                         &at,
                         format!(
-                            "unknown limit 'labrun.limits.{limit}' (known: memory, pids, disk, output, cpus); ignored"
+                            "unknown limit '{name}.{limit}' (known: memory, pids, disk, output, cpus); ignored"
                         ),
                     )),
                     Err(why) => {
-                        return Err(doc.error_at(&at, format!("labrun.limits.{limit}: {why}")));
+                        return Err(doc.error_at(&at, format!("{name}.{limit}: {why}")));
                     }
                 }
             }
@@ -265,28 +282,21 @@ fn apply(
                 }
             };
         }
-        "targets" => {
+        "targets" if base.len() == 1 => {
             settings.targets = match value {
                 Value::Null => Vec::new(),
                 Value::Map(targets) => {
-                    let mut names = Vec::with_capacity(targets.len());
+                    let mut read = Vec::with_capacity(targets.len());
                     for (target, config) in targets {
-                        let at = [Seg::Key("labrun"), Seg::Key("targets"), Seg::Key(target)];
-                        check_target_name(target).map_err(|why| {
-                            doc.key_error_at(&at, format!("labrun.targets: {why}"))
-                        })?;
-                        if !matches!(config, Value::Null | Value::Map(_)) {
-                            return Err(doc.error_at(
-                                &at,
-                                format!(
-                                    "labrun.targets.{target}: must be a mapping, not {}",
-                                    config.kind()
-                                ),
-                            ));
-                        }
-                        names.push(target.clone());
+                        let at = below(&path, Seg::Key(target));
+                        check_target_name(target)
+                            .map_err(|why| doc.key_error_at(&at, format!("{name}: {why}")))?;
+                        read.push(Target {
+                            name: target.clone(),
+                            settings: target_settings(doc, &at, config, warnings)?,
+                        });
                     }
-                    names
+                    read
                 }
                 other => {
                     return Err(fail(format!(
@@ -299,6 +309,55 @@ fn apply(
         _ => warnings.push(doc.key_error_at(&path, format!("unknown setting '{name}'; ignored"))),
     }
     Ok(())
+}
+
+/// One target's own settings (`labrun.targets.NAME`, at `at`): what it sets overrides the
+/// notebook's for that target.
+fn target_settings(
+    doc: &Yaml<'_>,
+    at: &[Seg<'_>],
+    config: &Value,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Settings, Diagnostic> {
+    let mut settings = Settings::default();
+    match config {
+        Value::Null => {}
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                apply(doc, &mut settings, at, key, value, warnings)?;
+            }
+        }
+        other => {
+            return Err(doc.error_at(
+                at,
+                format!("{}: must be a mapping, not {}", dotted(at), other.kind()),
+            ));
+        }
+    }
+    Ok(settings)
+}
+
+/// `base` one step deeper.
+fn below<'a>(base: &[Seg<'a>], next: Seg<'a>) -> Vec<Seg<'a>> {
+    let mut path = base.to_vec();
+    path.push(next);
+    path
+}
+
+/// A path as a dotted name for messages: `labrun.targets.web.image`.
+fn dotted(path: &[Seg<'_>]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(key) if out.is_empty() => out.push_str(key),
+            Seg::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
 }
 
 /// Validates a known limit and returns it as written; `None` for an unknown limit.
@@ -412,7 +471,10 @@ pub fn read_docable(
                                 for item in list {
                                     let name = item.get("ssh").and_then(|s| s.get("name"));
                                     if let Some(Value::Str(name)) = name {
-                                        settings.targets.push(name.clone());
+                                        settings.targets.push(Target {
+                                            name: name.clone(),
+                                            settings: Settings::default(),
+                                        });
                                     }
                                 }
                             }
@@ -455,13 +517,22 @@ pub fn read_docable(
                         Some(Value::Str(kind)) => kind.as_str(),
                         _ => "",
                     };
+                    let provider = docable_provider(kind, target);
                     if let Some(Value::Str(name)) = target.get("name") {
-                        settings.targets.push(name.clone());
+                        let mut own = Settings::default();
+                        if let Some((backend, image)) = &provider {
+                            own.backend = Some(*backend);
+                            own.image = image.clone();
+                        }
+                        settings.targets.push(Target {
+                            name: name.clone(),
+                            settings: own,
+                        });
                     }
                     if chosen {
                         continue;
                     }
-                    match docable_provider(kind, target) {
+                    match provider {
                         Some((backend, image)) => {
                             settings.backend = Some(backend);
                             settings.image = image;
@@ -722,6 +793,45 @@ mod tests {
     }
 
     #[test]
+    fn each_target_reads_its_own_settings_with_errors_at_its_keys() {
+        let md = "---\nlabrun:\n  image: busybox\n  targets:\n    web:\n      image: debian:bookworm\n      limits: {memory: 256MiB}\n      env: {ROLE: web}\n    db:\n---\n";
+        let (s, warnings) = settings(md).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.image.as_deref(), Some("busybox"));
+        let web = &s.targets[0];
+        assert_eq!(web.name, "web");
+        assert_eq!(web.settings.image.as_deref(), Some("debian:bookworm"));
+        assert_eq!(web.settings.limits["memory"], "256MiB");
+        assert_eq!(web.settings.env["ROLE"], "web");
+        assert_eq!(s.targets[1].name, "db");
+        assert_eq!(s.targets[1].settings.image, None);
+
+        let bad = "---\nlabrun:\n  targets:\n    web:\n      timeout: 5s\n---\n";
+        let e = settings(bad).unwrap_err();
+        assert_eq!((e.line, e.column), (5, 7), "{e:?}");
+        assert!(
+            e.message
+                .contains("labrun.targets.web: 'timeout' is a setting of the whole notebook"),
+            "{}",
+            e.message
+        );
+        let bad = "---\nlabrun:\n  targets:\n    web:\n      limits: {memory: lots}\n---\n";
+        let e = settings(bad).unwrap_err();
+        assert!(
+            e.message.starts_with("labrun.targets.web.limits.memory:"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.line, 5);
+        let (_, warnings) =
+            settings("---\nlabrun:\n  targets:\n    web: {imag: x}\n---\n").unwrap();
+        assert!(
+            warnings[0].message.contains("labrun.targets.web.imag"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn finds_the_block() {
         let cases: [(&str, Option<(&str, &str)>); 7] = [
             ("---\na: 1\n---\n# x\n", Some(("a: 1\n", "# x\n"))),
@@ -780,7 +890,8 @@ mod tests {
         assert_eq!(s.limits.get("pids").map(String::as_str), Some("512"));
         assert_eq!(s.limits.get("cpus").map(String::as_str), Some("1.5"));
         assert_eq!(s.run, RunMode::All);
-        assert_eq!(s.targets, vec!["web", "db"]);
+        let names: Vec<&str> = s.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["web", "db"]);
         assert_eq!(s.kernel.as_deref(), Some("./vmlinuz"));
         assert_eq!(s.line, 1);
     }
@@ -956,7 +1067,10 @@ mod tests {
             let src = Source::decode(comment.as_bytes()).unwrap();
             let inner = &comment[4..comment.len() - 3];
             let (got, _) = read_docable(&src, 4, inner, 0);
-            let got = got.map(|s| (s.backend, s.image, s.targets));
+            let got = got.map(|s| {
+                let names: Vec<String> = s.targets.into_iter().map(|t| t.name).collect();
+                (s.backend, s.image, names)
+            });
             let want = want.map(|(b, i, t)| {
                 (
                     b,
@@ -966,6 +1080,31 @@ mod tests {
             });
             assert_eq!(got, want, "{comment}");
         }
+    }
+
+    #[test]
+    fn docable_targets_become_machines_with_their_own_backend_and_image() {
+        let comment = "<!--\ntargets:\n  - type: docker\n    name: web\n    image: nginx:1.27\n  - type: local\n    name: client\n-->";
+        let src = Source::decode(comment.as_bytes()).unwrap();
+        let (got, _) = read_docable(&src, 4, &comment[4..comment.len() - 3], 0);
+        let targets = got.unwrap().targets;
+        let seen: Vec<(&str, Option<BackendKind>, Option<&str>)> = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.settings.backend,
+                    t.settings.image.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("web", Some(BackendKind::Container), Some("nginx:1.27")),
+                ("client", Some(BackendKind::Container), Some("host")),
+            ]
+        );
     }
 
     #[test]

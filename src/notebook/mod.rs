@@ -10,10 +10,12 @@ mod annotation;
 mod attrs;
 mod blocks;
 mod cells;
+pub mod copy_spec;
 mod front_matter;
 mod hash;
 mod huge;
 mod ids;
+mod interactive;
 pub mod model;
 mod source;
 mod transcript;
@@ -127,7 +129,7 @@ pub fn parse(path: &Path, bytes: &[u8], opts: &ParseOptions) -> Result<Notebook,
     let mut builder = cells::Builder::new(&src, run_all);
     let first_comment =
         blocks::scan(&src, markdown_start, |item| builder.push(item)).map_err(fail)?;
-    let (cells, w) = builder.finish();
+    let (cells, not_run, w) = builder.finish();
     warnings.extend(w);
     if front.is_none()
         && let Some(comment) = &first_comment
@@ -148,6 +150,7 @@ pub fn parse(path: &Path, bytes: &[u8], opts: &ParseOptions) -> Result<Notebook,
         source: src.text,
         settings,
         cells,
+        not_run,
         warnings,
     })
 }

@@ -40,7 +40,20 @@ pub struct Notebook {
     pub line_ending: LineEnding,
     pub settings: Settings,
     pub cells: Vec<Cell>,
+    /// Fenced blocks that are not cells (prose, `labrun list` shows them as not run).
+    pub not_run: Vec<ProseBlock>,
     pub warnings: Vec<Diagnostic>,
+}
+
+/// A fenced block labrun reads as prose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProseBlock {
+    /// Line of the opening fence.
+    pub line: u32,
+    /// The first word of its info string (may be empty).
+    pub lang: String,
+    /// Its first non-empty line.
+    pub first_line: String,
 }
 
 /// A warning or error that points into a notebook.
@@ -93,10 +106,19 @@ pub struct Settings {
     pub limits: BTreeMap<String, String>,
     pub run: RunMode,
     pub kernel: Option<String>,
-    /// Target names in order; the first is the default (section 6; executed by a later backend).
-    pub targets: Vec<String>,
+    /// The machines of a several-machine lab, in order; the first is the default (section 6).
+    /// Empty: one machine, made from the settings above.
+    pub targets: Vec<Target>,
     /// Line of the front matter's opening, for errors that concern settings.
     pub line: u32,
+}
+
+/// One machine of a several-machine lab: its name (also its host name on the lab's network)
+/// and what it sets for itself (the notebook's settings fill in the rest).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub name: String,
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone)]
@@ -137,8 +159,39 @@ pub enum CellKind {
         interpreter: String,
         program: String,
     },
+    /// `type: copy`: files between machines, into one from the notebook's directory, or out
+    /// into `--artifacts`.
+    Copy {
+        steps: Vec<super::copy_spec::CopyStep>,
+    },
+    /// `type: interactive`: `command` starts a program on a terminal; each step types its
+    /// `command` when the cell's prompt shows and expects the screen output after it.
+    Interactive {
+        command: String,
+        /// Expected lines before the first prompt (compared only when some are written).
+        banner: String,
+        steps: Vec<Step>,
+    },
+    /// `type: edit`: a unified diff applied to the cell's `path`.
+    Edit { diff: String },
     /// Never run: docable UI cells, `skip: true`, `ignore`, another `platform`.
     Skipped { reason: String },
+}
+
+impl CellKind {
+    /// The kind as reports and `labrun list` name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellKind::Command { .. } => "command",
+            CellKind::Transcript { .. } => "transcript",
+            CellKind::File { .. } => "file",
+            CellKind::Script { .. } => "script",
+            CellKind::Copy { .. } => "copy",
+            CellKind::Interactive { .. } => "interactive",
+            CellKind::Edit { .. } => "edit",
+            CellKind::Skipped { .. } => "skipped",
+        }
+    }
 }
 
 /// One `$ ` step of a transcript.
@@ -246,6 +299,14 @@ pub struct Attrs {
     pub permission: Option<String>,
     pub append: bool,
     pub variables: Vec<String>,
+    /// `prompt:` of an interactive cell (what the program shows when it waits for a line).
+    pub prompt: Option<String>,
+    /// `spawn: true` / `serve: true`: the command runs in the background until the run ends.
+    pub background: bool,
+    /// `wait_for:` of a background cell: `port:N`, `file:PATH`, or a line of its output.
+    pub wait_for: Option<String>,
+    /// `shell:` the program that runs this cell's commands (`bash`, `sh`, ...).
+    pub shell: Option<String>,
 }
 
 impl Default for Attrs {
@@ -275,6 +336,10 @@ impl Default for Attrs {
             permission: Default::default(),
             append: Default::default(),
             variables: Default::default(),
+            prompt: Default::default(),
+            background: Default::default(),
+            wait_for: Default::default(),
+            shell: Default::default(),
         }
     }
 }

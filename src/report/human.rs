@@ -124,7 +124,7 @@ impl HumanReporter {
             ));
             for f in failures {
                 if let Failure::Error { message } = f {
-                    text.push_str(&format!("    {}\n", s.fail(message)));
+                    text.push_str(&format!("    {}\n", s.fail(&indented(message))));
                 }
             }
         }
@@ -187,7 +187,7 @@ impl HumanReporter {
                 t.push_str(&self.output_tail(step));
                 t
             }
-            Failure::Error { message } => format!("    {}\n", s.fail(message)),
+            Failure::Error { message } => format!("    {}\n", s.fail(&indented(message))),
         }
     }
 
@@ -232,10 +232,21 @@ impl Reporter for HumanReporter {
         match event {
             Event::NotebookStarted { plan } => {
                 if self.verbosity > Verbosity::Quiet {
+                    let mut machines = plan.env.backend.name().to_string();
+                    if !plan.more_targets.is_empty() {
+                        let addresses: Vec<String> = plan
+                            .targets()
+                            .enumerate()
+                            .map(|(i, t)| {
+                                format!("{} {}", t.hostname, crate::env::network::address_of(i))
+                            })
+                            .collect();
+                        machines = format!("{machines}: {}", addresses.join(", "));
+                    }
                     let head = format!(
                         "{} {}\n",
                         self.style.bold(&plan.notebook.path.display().to_string()),
-                        self.style.dim(&format!("({})", plan.env.backend.name()))
+                        self.style.dim(&format!("({machines})"))
                     );
                     self.emit(&plan.notebook.path, head);
                 }
@@ -345,4 +356,9 @@ impl Reporter for HumanReporter {
         }
         self.out.flush();
     }
+}
+
+/// A message of several lines (a screen, a hunk) with its later lines under its first.
+fn indented(message: &str) -> String {
+    message.replace('\n', "\n    ")
 }

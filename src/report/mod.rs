@@ -1,12 +1,20 @@
 //! Reporting: the executor emits `Event`s; reporters only consume them.
 //!
-//! Human (terminal) and JSON reporters are peers behind one small trait. No reporter
+//! Human (terminal) and JSON reporters, and the document formats (JUnit, TAP, HTML,
+//! Gradescope, CSV), are peers behind one small trait. No reporter
 //! decides a verdict, and none writes anything but its own report.
 
+pub mod collect;
+pub mod csv;
+pub mod graded;
+pub mod gradescope;
+pub mod html;
 pub mod human;
 pub mod json;
+pub mod junit;
 pub mod out;
 pub mod style;
+pub mod tap;
 
 use crate::notebook::Cell;
 use crate::outcome::{CellOutcome, NotebookOutcome};

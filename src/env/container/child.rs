@@ -26,6 +26,8 @@ pub struct ChildPlan {
     /// Namespaces the child unshares first, itself (mount, UTS, IPC, network); the cgroup
     /// namespace comes once it is in the run's cgroups.
     pub unshare: libc::c_int,
+    /// A network namespace to join instead of making one (a machine of a lab's network), or -1.
+    pub join_netns: RawFd,
     pub ops: Vec<Op>,
     /// Enter a user namespace after the root is built (labrun runs as root and the notebook
     /// has privileged cells, whose capabilities must count only there).
@@ -129,6 +131,9 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
         if libc::unshare(plan.unshare) < 0 {
             fail(control, steps, Errno::last());
         }
+        if plan.join_netns >= 0 && libc::setns(plan.join_netns, libc::CLONE_NEWNET) < 0 {
+            fail(control, steps + 4, Errno::last());
+        }
         for (i, op) in plan.ops.iter().enumerate() {
             if let Err(e) = op.run() {
                 fail(control, i, e);
@@ -197,6 +202,7 @@ pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
             0 => "unsharing the mount, UTS, IPC and network namespaces".into(),
             1 => "entering the session's user namespace".into(),
             2 => "unsharing the cgroup namespace (and the session's mount namespace)".into(),
+            4 => "joining the lab's network namespace".into(),
             _ => "setting up init's descriptors".into(),
         },
     };

@@ -8,7 +8,9 @@
 //!
 //! - `rootfs` plans the mounts, `ops` are the steps, `child` and `init` run in the container;
 //! - `runtime` is labrun's side of it, `shell` starts the session's shells through init;
-//! - `userns` writes id maps, `hardening` is what a shell gives up, `wire` the messages.
+//! - `userns` writes id maps, `hardening` is what a shell gives up, `wire` the messages;
+//! - `setup` builds the notebook's `setup:` steps into cached layers, each in a container of
+//!   its own started the same way.
 
 pub mod child;
 pub mod hardening;
@@ -16,10 +18,12 @@ pub mod init;
 pub mod ops;
 pub mod rootfs;
 pub mod runtime;
+pub mod setup;
 pub mod shell;
 pub mod userns;
 pub mod wire;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ use super::rundir::RunDir;
 use super::{EnvError, EnvSpec, Environment, default_env};
 use crate::exec::session::ShellLaunch;
 use crate::image::inroot::lookup;
+use crate::image::maintenance::CacheHold;
 use crate::image::{self, Cache, ImageError, ImageKind, ImageRef};
 use crate::limits::{Limits, RlimitPlan, RunCgroup};
 use child::ChildPlan;
@@ -43,6 +48,8 @@ struct Guard {
     container: Arc<Container>,
     cgroup: Option<Arc<RunCgroup>>,
     run: RunDir,
+    /// Keeps `labrun image rm` and `prune` from removing the layers under the run.
+    _hold: Option<CacheHold>,
 }
 
 impl super::EnvGuard for Guard {
@@ -51,6 +58,7 @@ impl super::EnvGuard for Guard {
             container,
             cgroup,
             run,
+            ..
         } = *self;
         let pid = container.init_pid();
         container.detach(run.lock_fd())?;
@@ -88,7 +96,7 @@ fn find_shell(layers: &[PathBuf], name: &str) -> Option<String> {
     })
 }
 
-fn image_error(e: ImageError) -> EnvError {
+pub(crate) fn image_error(e: ImageError) -> EnvError {
     EnvError::Other(e.to_string())
 }
 
@@ -97,6 +105,8 @@ struct Resolved {
     image: image::Image,
     source: RootSource,
     shell: String,
+    /// The cache, held, for images that use it (setup steps build into it).
+    cache: Option<(Cache, CacheHold)>,
 }
 
 fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
@@ -116,12 +126,26 @@ fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
         (_, Ok(cache)) => image::resolve(&image_ref, cache).map_err(image_error)?,
         (_, Err(e)) => return Err(EnvError::Other(e.to_string())),
     };
+    let cache = match (image.kind, cache) {
+        (ImageKind::Host, _) if spec.setup.is_empty() => None,
+        (ImageKind::Host, _) => Some(Cache::open().map_err(image_error)?),
+        (_, cache) => cache.ok(),
+    };
+    let cache = match cache {
+        Some(cache) => {
+            let hold = cache.hold().map_err(image_error)?;
+            cache.describe_image(&image.layers, &image_ref.display());
+            Some((cache, hold))
+        }
+        None => None,
+    };
     let source = match image.kind {
         ImageKind::Host => {
             let mut hidden = spec.hidden.clone();
-            hidden.extend(cache.as_ref().map(|c| c.root().to_path_buf()));
+            hidden.extend(Cache::locate().ok().map(|c| c.root().to_path_buf()));
             RootSource::Host {
                 hidden: image::host_hidden_paths_of(&hidden),
+                layers: Vec::new(),
             }
         }
         ImageKind::Unpacked => RootSource::Layers(image.layers.clone()),
@@ -141,6 +165,7 @@ fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
         image,
         source,
         shell,
+        cache,
     })
 }
 
@@ -156,25 +181,40 @@ fn caller_maps() -> IdMaps {
     IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
 }
 
-pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
-    if !spec.setup.is_empty() {
-        return Err(EnvError::Other(
-            "setup: steps need labrun's image layer, which is not in this release; \
-             run them as the notebook's first cells for now"
-                .into(),
-        ));
-    }
-    let Resolved {
-        image,
-        source,
-        shell,
-    } = resolve(spec)?;
+/// How to start a container beyond what the notebook's spec says.
+struct StartAs {
+    source: RootSource,
+    /// A writable layer that outlives the container (a setup step's), else a fresh one.
+    upper: Option<PathBuf>,
+    host_network: bool,
+    privileged: bool,
+}
+
+/// A started container and what must live as long as it does.
+struct Started {
+    container: Arc<Container>,
+    cgroup: Option<Arc<RunCgroup>>,
+    run: RunDir,
+    control: PathBuf,
+    workdir: String,
+    limits: Limits,
+    session_userns: bool,
+    rootless: bool,
+    /// Limits not enforced as asked.
+    warnings: Vec<String>,
+}
+
+fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
     let rootless = !nix::unistd::geteuid().is_root();
     // As root, the container's processes live in a user namespace of the run's own only when
     // the notebook has privileged cells: that is what bounds their capabilities. Ordinary cells
     // hold Docker's default set either way, and the namespace costs a round trip and a second
     // copy of the mount table.
-    let session_userns = !rootless && spec.privileged;
+    let session_userns = !rootless && how.privileged;
+    // A setup step's container (its upper layer outlives it) sees neither the lab's network
+    // nor a submission: only what the layer is keyed by may shape it.
+    let for_lab = how.upper.is_none();
+    let lab_network = spec.network.as_ref().filter(|_| for_lab);
     let limits = Limits::from_map(&spec.limits)
         .map_err(EnvError::Other)?
         .with_defaults();
@@ -192,8 +232,9 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let staging = run.subdir("root", 0o700)?;
     let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
     let root = RootSpec {
-        source,
+        source: how.source,
         staging,
+        upper: how.upper,
         control_dir: control.clone(),
         notebook_dir: spec.notebook_dir.clone(),
         notebook_masks: spec
@@ -204,22 +245,32 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
                 (!rel.as_os_str().is_empty() && h.exists()).then(|| rel.to_path_buf())
             })
             .collect(),
+        submission_dir: spec.submission.clone().filter(|_| for_lab),
         workdir: workdir.clone(),
         hostname: spec.hostname.clone(),
+        lab_network: match lab_network {
+            Some(attach) => {
+                let hosts = run.path().join("hosts");
+                std::fs::write(&hosts, &attach.hosts)?;
+                Some((attach.address, hosts))
+            }
+            None => None,
+        },
         disk: limits.disk.unwrap_or(crate::limits::DEFAULT_DISK),
         rootless,
-        host_network: spec.host_network,
+        host_network: how.host_network,
         mknod_devices: session_userns,
         detach_old_root_later: !session_userns,
     };
     let mut unshare = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if !spec.host_network {
+    if lab_network.is_none() && !how.host_network {
         unshare |= libc::CLONE_NEWNET;
     }
     let plan = ChildPlan {
         sync: -1,
         control: -1,
         unshare,
+        join_netns: lab_network.map_or(-1, |n| n.netns.as_raw_fd()),
         ops: root.ops(),
         session_userns,
         detach_old_root: !session_userns,
@@ -239,20 +290,69 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         maps,
         cgroup.as_ref().and_then(|c| c.v2_dir()),
     )?);
+    Ok(Started {
+        container,
+        cgroup,
+        run,
+        control,
+        workdir,
+        limits,
+        session_userns,
+        rootless,
+        warnings,
+    })
+}
+
+/// The environment every shell of the container starts with.
+fn shell_env(spec: &EnvSpec) -> std::collections::BTreeMap<String, String> {
+    let mut env = default_env();
+    env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
+    env.insert("HOSTNAME".into(), spec.hostname.clone());
+    if spec.submission.is_some() {
+        env.insert("LABRUN_SUBMISSION_DIR".into(), "/lab/.submission".into());
+    }
+    env.extend(spec.env.clone());
+    env
+}
+
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    let Resolved {
+        image,
+        source,
+        shell,
+        cache,
+    } = resolve(spec)?;
+    let (source, hold) = match cache {
+        Some((cache, hold)) => (
+            setup::stack(spec, &image, source, &shell, &cache)?,
+            Some(hold),
+        ),
+        None => (source, None),
+    };
+    let started = start(
+        spec,
+        StartAs {
+            source,
+            upper: None,
+            host_network: spec.host_network,
+            privileged: spec.privileged,
+        },
+    )?;
+    let (container, cgroup, workdir) = (
+        started.container.clone(),
+        started.cgroup.clone(),
+        started.workdir.clone(),
+    );
     let watch = LimitWatch {
         cgroup: cgroup.clone(),
-        limits,
+        limits: started.limits,
         disk_free: Some({
             let container = container.clone();
             Box::new(move || container.disk_free())
         }),
     };
-    let mut warnings = warnings;
+    let mut warnings = started.warnings;
     warnings.extend(image.notes.iter().cloned());
-    let mut env = default_env();
-    env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
-    env.insert("HOSTNAME".into(), spec.hostname.clone());
-    env.extend(spec.env.clone());
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
         args: if shell.ends_with("bash") {
@@ -260,9 +360,9 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         } else {
             vec![]
         },
-        env,
+        env: shell_env(spec),
         cwd: PathBuf::from(&workdir),
-        control_dir: control,
+        control_dir: started.control,
         control_dir_inside: CONTROL_DIR.into(),
         workdir_inside: workdir,
         starter: Arc::new(ContainerStarter {
@@ -272,7 +372,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     };
     // Without a user namespace of its own (labrun as root, no privileged cell planned), a
     // privileged shell would hold the machine's capabilities: there is none to start.
-    let privileged_launch = (rootless || session_userns).then(|| {
+    let privileged_launch = (started.rootless || started.session_userns).then(|| {
         let mut privileged = launch.clone();
         privileged.starter = Arc::new(ContainerStarter {
             container: container.clone(),
@@ -289,7 +389,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         guard: Box::new(Guard {
             container,
             cgroup,
-            run,
+            run: started.run,
+            _hold: hold,
         }),
     })
 }

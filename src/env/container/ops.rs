@@ -61,8 +61,17 @@ pub enum Op {
     SetHostname {
         name: CString,
     },
+    /// Changes the working directory, so that later mount options may name paths relative
+    /// to it (overlay lower directories through short links: see `rootfs`).
+    Chdir {
+        path: CString,
+    },
     /// Brings the loopback interface of the new network namespace up.
-    LoopbackUp,
+    /// `ip link set NAME up`, with `ip addr add ADDRESS/PREFIX dev NAME` first when given.
+    LinkUp {
+        name: &'static CStr,
+        address: Option<(std::net::Ipv4Addr, u8)>,
+    },
 }
 
 pub fn cstring(path: impl AsRef<Path>) -> CString {
@@ -172,7 +181,8 @@ impl Op {
                 Op::SetHostname { name } => {
                     check(libc::sethostname(name.as_ptr(), name.as_bytes().len()))
                 }
-                Op::LoopbackUp => loopback_up(),
+                Op::Chdir { path } => check(libc::chdir(path.as_ptr())),
+                Op::LinkUp { name, address } => link_up(name, *address),
             }
         }
     }
@@ -220,7 +230,18 @@ impl Op {
             }
             Op::PivotRoot { new_root, .. } => format!("pivot_root into {}", s(new_root)),
             Op::SetHostname { name } => format!("setting the hostname to {}", s(name)),
-            Op::LoopbackUp => "bringing the loopback interface up".into(),
+            Op::Chdir { path } => format!("changing directory to {}", s(path)),
+            Op::LinkUp {
+                name,
+                address: None,
+            } => format!("bringing the interface {} up", s(name)),
+            Op::LinkUp {
+                name,
+                address: Some((address, prefix)),
+            } => format!(
+                "giving the interface {} the address {address}/{prefix}",
+                s(name)
+            ),
         }
     }
 }
@@ -233,20 +254,47 @@ pub fn detach_old_root() -> Result<(), Errno> {
     check(unsafe { libc::umount2(c"/".as_ptr(), libc::MNT_DETACH) })
 }
 
-/// `ip link set lo up`, with one ioctl on a throwaway socket.
-fn loopback_up() -> Result<(), Errno> {
-    // SAFETY: a zeroed ifreq is valid; the name is copied into its fixed array; the socket is
-    // closed on every path.
+/// An IPv4 socket address for an ifreq (no allocation).
+fn sockaddr_in(address: std::net::Ipv4Addr) -> libc::sockaddr {
+    // SAFETY: sockaddr_in fits in sockaddr (both 16 bytes); zeroed is valid for both.
+    unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from_ne_bytes(address.octets());
+        std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin)
+    }
+}
+
+/// An interface up (and addressed), with ioctls on a throwaway socket. Async-signal-safe.
+fn link_up(name: &CStr, address: Option<(std::net::Ipv4Addr, u8)>) -> Result<(), Errno> {
+    // SAFETY: a zeroed ifreq is valid; the name is copied into its fixed array (at most 15
+    // bytes and the NUL); the socket is closed on every path.
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if sock < 0 {
             return Err(Errno::last());
         }
         let mut req: libc::ifreq = std::mem::zeroed();
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.to_bytes_with_nul().iter().take(16))
+        {
             *dst = *src as libc::c_char;
         }
-        let mut ret = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        let mut ret = 0;
+        if let Some((address, prefix)) = address {
+            req.ifr_ifru.ifru_addr = sockaddr_in(address);
+            ret = libc::ioctl(sock, libc::SIOCSIFADDR, &req);
+            if ret == 0 {
+                let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
+                req.ifr_ifru.ifru_netmask = sockaddr_in(std::net::Ipv4Addr::from(mask));
+                ret = libc::ioctl(sock, libc::SIOCSIFNETMASK, &req);
+            }
+        }
+        if ret == 0 {
+            ret = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        }
         if ret == 0 {
             req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
             ret = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);

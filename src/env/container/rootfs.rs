@@ -13,6 +13,8 @@
 //!   directory. For the `host` image as root the lower is `/` itself, and what must stay
 //!   hidden is masked in the upper layer before mounting (an opaque empty directory, an empty
 //!   file), at no cost per run.
+//!   Setup layers go on top of `/` through an overlay of their own first: they live on
+//!   `/`'s filesystem, and overlayfs refuses a lower directory below another lower's root.
 //! - rootless host: inside a user namespace `lowerdir=/` is refused (locked submounts) and the
 //!   host's files belong to users the namespace cannot map, so copy-up would fail anyway. The
 //!   root is a tmpfs with each top-level directory of the host bind-mounted read-only, and
@@ -29,8 +31,12 @@ pub use crate::image::Hidden;
 /// Where the root's read-only content comes from.
 #[derive(Debug, Clone)]
 pub enum RootSource {
-    /// This machine's own root filesystem, with these paths hidden (empty) inside.
-    Host { hidden: Vec<Hidden> },
+    /// This machine's own root filesystem, with these paths hidden (empty) inside, under
+    /// these layers (setup steps), lowest first.
+    Host {
+        hidden: Vec<Hidden>,
+        layers: Vec<PathBuf>,
+    },
     /// Image layers, lowest first.
     Layers(Vec<PathBuf>),
 }
@@ -41,14 +47,22 @@ pub struct RootSpec {
     pub source: RootSource,
     /// An empty directory of the run, the mount point of the run's tmpfs.
     pub staging: PathBuf,
+    /// A writable layer that outlives the run (a setup step's layer being built), instead of
+    /// one on the run's tmpfs; its overlay work directory is beside it, `<upper>.work`.
+    pub upper: Option<PathBuf>,
     /// labrun's control directory for the session, seen inside at `CONTROL_DIR`.
     pub control_dir: PathBuf,
     /// Mounted read-only at `/lab/.notebook`.
     pub notebook_dir: PathBuf,
     /// Directories below `notebook_dir` (relative) that stay hidden there: expected output.
     pub notebook_masks: Vec<PathBuf>,
+    /// Grade mode: mounted read-only at `/lab/.submission`.
+    pub submission_dir: Option<PathBuf>,
     pub workdir: String,
     pub hostname: String,
+    /// On a lab's network: `eth0`'s address (the interface is already in the namespace the
+    /// child joins), and the file bound read-only at /etc/hosts.
+    pub lab_network: Option<(std::net::Ipv4Addr, PathBuf)>,
     /// Size of the writable layer, in bytes.
     pub disk: u64,
     /// Inside a user namespace of its own (labrun not run by root).
@@ -121,6 +135,9 @@ const ROOTLESS_WRITABLE: &[(&str, u32)] = &[
     ("tmp", 0o1777),
     ("var/tmp", 0o1777),
 ];
+
+/// The longest `lowerdir=` list written with full paths (see `RootSpec::lowerdir`).
+const LONGEST_LOWERDIR: usize = 2048;
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
@@ -241,9 +258,13 @@ impl RootSpec {
         ));
         let merged = s.join("merged");
         match (&self.source, self.rootless) {
-            (RootSource::Host { hidden }, true) => self.rootless_host(&mut ops, &merged, hidden),
-            (RootSource::Host { hidden }, false) => {
-                self.overlay(&mut ops, &[PathBuf::from("/")], hidden)
+            (RootSource::Host { hidden, .. }, true) => {
+                self.rootless_host(&mut ops, &merged, hidden)
+            }
+            (RootSource::Host { hidden, layers }, false) => {
+                let mut lowers = vec![PathBuf::from("/")];
+                lowers.extend(self.stacked(&mut ops, layers));
+                self.overlay(&mut ops, &lowers, hidden)
             }
             (RootSource::Layers(layers), _) => self.overlay(&mut ops, layers, &[]),
         }
@@ -280,6 +301,21 @@ impl RootSpec {
         for rel in &self.notebook_masks {
             ops.push(mask(&notebook.join(rel), true, true));
         }
+        if let Some((_, hosts)) = &self.lab_network {
+            let etc = merged.join("etc");
+            ops.push(mkdir(&etc, 0o755));
+            ops.push(Op::MkFile {
+                path: cstring(etc.join("hosts")),
+                mode: 0o644,
+                owner: None,
+            });
+            bind_read_only(&mut ops, hosts, &etc.join("hosts"));
+        }
+        if let Some(dir) = &self.submission_dir {
+            let submission = merged.join("lab/.submission");
+            ops.push(mkdir(&submission, 0o755));
+            bind_read_only(&mut ops, dir, &submission);
+        }
         let control = merged.join(relative(Path::new(CONTROL_DIR)));
         ops.push(mkdir(&merged.join("run"), 0o755));
         ops.push(mkdir(&control, 0o700));
@@ -314,27 +350,36 @@ impl RootSpec {
             name: cstring(&self.hostname),
         });
         if !self.host_network {
-            ops.push(Op::LoopbackUp);
+            ops.push(Op::LinkUp {
+                name: c"lo",
+                address: None,
+            });
+        }
+        if let Some((address, _)) = &self.lab_network {
+            ops.push(Op::LinkUp {
+                name: c"eth0",
+                address: Some((*address, crate::env::network::PREFIX)),
+            });
         }
         ops
     }
 
-    /// An overlay of `layers` (lowest first) under a fresh upper layer on the run's tmpfs.
+    /// An overlay of `layers` (lowest first) under a fresh upper layer on the run's tmpfs
+    /// (or the persistent one a setup step builds).
     fn overlay(&self, ops: &mut Vec<Op>, layers: &[PathBuf], hidden: &[Hidden]) {
         let s = &self.staging;
-        let (upper, work, merged) = (s.join("upper"), s.join("work"), s.join("merged"));
+        let merged = s.join("merged");
+        let (upper, work) = match &self.upper {
+            Some(upper) => (upper.clone(), upper.with_extension("work")),
+            None => (s.join("upper"), s.join("work")),
+        };
         for dir in [&upper, &work, &merged] {
             ops.push(mkdir(dir, 0o755));
         }
         hide_in_upper(ops, &upper, hidden);
-        let lower: Vec<String> = layers
-            .iter()
-            .rev()
-            .map(|l| escape_overlay(&l.to_string_lossy()))
-            .collect();
         let mut data = format!(
             "lowerdir={},upperdir={},workdir={}",
-            lower.join(":"),
+            self.lowerdir(ops, layers, "lower"),
             escape_overlay(&upper.to_string_lossy()),
             escape_overlay(&work.to_string_lossy())
         );
@@ -348,6 +393,61 @@ impl RootSpec {
             libc::MS_NODEV,
             Some(&data),
         ));
+    }
+
+    /// `layers` (lowest first) as one read-only overlay on the run's tmpfs, to stack on `/`;
+    /// nothing when there are none. overlayfs wants two lower directories without an upper
+    /// one: an empty directory is the lowest.
+    fn stacked(&self, ops: &mut Vec<Op>, layers: &[PathBuf]) -> Option<PathBuf> {
+        if layers.is_empty() {
+            return None;
+        }
+        let (empty, stack) = (self.staging.join("empty"), self.staging.join("stacked"));
+        ops.push(mkdir(&empty, 0o755));
+        ops.push(mkdir(&stack, 0o755));
+        let mut lowers = vec![empty];
+        lowers.extend(layers.iter().cloned());
+        let mut data = format!("lowerdir={}", self.lowerdir(ops, &lowers, "stacked-links"));
+        if self.rootless {
+            data.push_str(",userxattr");
+        }
+        ops.push(mount(
+            "overlay",
+            &stack,
+            Some("overlay"),
+            libc::MS_NODEV | libc::MS_RDONLY,
+            Some(&data),
+        ));
+        Some(stack)
+    }
+
+    /// The `lowerdir=` value for `layers` (lowest first). One mount option holds at most a
+    /// page, about 40 long cache paths: a longer list is written as numbered links in a
+    /// directory `name` of the run's tmpfs, named relative to it after a chdir there (a
+    /// hundred layers take 300 bytes; overlayfs itself stops at 500 layers).
+    fn lowerdir(&self, ops: &mut Vec<Op>, layers: &[PathBuf], name: &str) -> String {
+        let full: Vec<String> = layers
+            .iter()
+            .rev()
+            .map(|l| escape_overlay(&l.to_string_lossy()))
+            .collect();
+        let joined = full.join(":");
+        if joined.len() <= LONGEST_LOWERDIR {
+            return joined;
+        }
+        let links = self.staging.join(name);
+        ops.push(mkdir(&links, 0o700));
+        for (i, layer) in layers.iter().enumerate() {
+            ops.push(Op::Symlink {
+                target: cstring(layer),
+                path: cstring(links.join(i.to_string())),
+            });
+        }
+        ops.push(Op::Chdir {
+            path: cstring(&links),
+        });
+        let names: Vec<String> = (0..layers.len()).rev().map(|i| i.to_string()).collect();
+        names.join(":")
     }
 
     /// A rootless `host` root: the host's top-level directories bound read-only on a tmpfs.
@@ -609,14 +709,17 @@ mod tests {
         RootSpec {
             source,
             staging: PathBuf::from("/run/x/root"),
+            upper: None,
             control_dir: PathBuf::from("/run/x/ctl"),
             notebook_dir: PathBuf::from("/"),
             notebook_masks: vec![],
+            submission_dir: None,
             workdir: "/lab".into(),
             hostname: "tour".into(),
             disk: 1 << 30,
             rootless,
             host_network: false,
+            lab_network: None,
             mknod_devices: false,
             detach_old_root_later: false,
         }
@@ -644,6 +747,37 @@ mod tests {
     }
 
     #[test]
+    fn long_layer_lists_go_through_numbered_links() {
+        let layers: Vec<PathBuf> = (0..120)
+            .map(|i| PathBuf::from(format!("/cache/labrun/layers/step-{i:064}")))
+            .collect();
+        let ops = described(&spec(RootSource::Layers(layers), false).ops());
+        assert!(ops.contains(&"changing directory to /run/x/root/lower".to_string()));
+        let overlay = ops
+            .iter()
+            .find(|d| d.starts_with("mounting overlay"))
+            .unwrap();
+        assert!(overlay.contains("lowerdir=119:118:"), "{overlay}");
+        assert!(overlay.contains(":1:0,upperdir="), "{overlay}");
+    }
+
+    #[test]
+    fn setup_layers_on_the_host_are_stacked_in_an_overlay_of_their_own() {
+        let source = RootSource::Host {
+            hidden: vec![],
+            layers: vec!["/c/l1".into(), "/c/l2".into()],
+        };
+        let ops = described(&spec(source, false).ops());
+        let overlays: Vec<&String> = ops
+            .iter()
+            .filter(|d| d.starts_with("mounting overlay"))
+            .collect();
+        assert_eq!(overlays.len(), 2, "{ops:?}");
+        assert!(overlays[0].contains("lowerdir=/c/l2:/c/l1:/run/x/root/empty"));
+        assert!(overlays[1].contains("lowerdir=/run/x/root/stacked:/,"));
+    }
+
+    #[test]
     fn host_secrets_are_masked_in_the_upper_layer() {
         let hidden = vec![
             Hidden {
@@ -655,7 +789,16 @@ mod tests {
                 is_dir: false,
             },
         ];
-        let ops = described(&spec(RootSource::Host { hidden }, false).ops());
+        let ops = described(
+            &spec(
+                RootSource::Host {
+                    hidden,
+                    layers: vec![],
+                },
+                false,
+            )
+            .ops(),
+        );
         assert!(ops.contains(
             &"setting the attribute trusted.overlay.opaque on /run/x/root/upper/root".to_string()
         ));
@@ -664,7 +807,16 @@ mod tests {
 
     #[test]
     fn rootless_host_binds_top_level_directories_read_only() {
-        let ops = described(&spec(RootSource::Host { hidden: vec![] }, true).ops());
+        let ops = described(
+            &spec(
+                RootSource::Host {
+                    hidden: vec![],
+                    layers: vec![],
+                },
+                true,
+            )
+            .ops(),
+        );
         assert!(
             ops.iter()
                 .any(|d| d == "bind-mounting /usr /run/x/root/merged/usr")

@@ -1,0 +1,162 @@
+//! The command lines of `labrun grade` and `labrun merge`: flags into options.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::batch::{GradeOptions, SubmissionReport, grade};
+use super::policy::Allowed;
+use super::shard::Shard;
+use crate::exit_code;
+use crate::notebook::ParseOptions;
+use crate::plan::RunOptions;
+use crate::units;
+
+#[derive(Args, Debug)]
+pub struct GradeArgs {
+    /// The grading notebook (trusted: the grader's own).
+    #[arg(value_name = "GRADING.md")]
+    grading: PathBuf,
+    /// A directory whose entries are the submissions: directories, .zip, .tar.gz or .md files.
+    #[arg(long, value_name = "DIR")]
+    submissions: PathBuf,
+    /// Where the grade book (grades.csv, grades.json) and each submission's reports go.
+    #[arg(long, value_name = "DIR", default_value = "grades")]
+    output: PathBuf,
+    /// Submissions at once (default: the number of cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// The most one submission's run may take (500ms, 30s, 5m).
+    #[arg(long, value_name = "DURATION")]
+    submission_timeout: Option<String>,
+    /// Let the grading notebook's own cells be privileged (`--allow privileged`).
+    #[arg(long, value_name = "WHAT")]
+    allow: Vec<String>,
+    /// Grade only a stable share of the submissions: K/N, K from 1.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Run each submission's own notebook (its only .md) as the lab, under the grade policy.
+    #[arg(long)]
+    run_submissions: bool,
+    /// Reports per submission: gradescope, html, junit, tap, or none (repeatable,
+    /// comma-separated; default all four).
+    #[arg(long = "format", value_name = "FORMAT", value_delimiter = ',')]
+    formats: Vec<String>,
+    /// Default per-cell timeout.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// Pass a variable into the environment: NAME=VALUE, or NAME to copy labrun's own.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    envs: Vec<String>,
+    /// A value for a docable `{{variable}}` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    /// Also run unannotated bash/sh blocks.
+    #[arg(long)]
+    run_all: bool,
+    /// Show no progress bar, even on a terminal.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The grade books (grades.json) of the shards.
+    #[arg(required = true, value_name = "RESULT.json")]
+    results: Vec<PathBuf>,
+    /// Where the merged grades.json and grades.csv go.
+    #[arg(long, value_name = "DIR", default_value = "grades")]
+    output: PathBuf,
+}
+
+fn reports(names: &[String]) -> Result<Vec<SubmissionReport>, String> {
+    if names.is_empty() {
+        return Ok(vec![
+            SubmissionReport::Gradescope,
+            SubmissionReport::Html,
+            SubmissionReport::Junit,
+            SubmissionReport::Tap,
+        ]);
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "gradescope" => out.push(SubmissionReport::Gradescope),
+            "html" => out.push(SubmissionReport::Html),
+            "junit" => out.push(SubmissionReport::Junit),
+            "tap" => out.push(SubmissionReport::Tap),
+            "none" => {}
+            other => {
+                return Err(format!(
+                    "--format {other}: grade writes gradescope, html, junit or tap per submission (or none); the grade book is always written"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn options(args: GradeArgs) -> Result<GradeOptions, String> {
+    let duration = |flag: &str, t: &Option<String>| {
+        t.as_deref()
+            .map(|t| units::parse_duration(t).map_err(|e| format!("{flag}: {e}")))
+            .transpose()
+    };
+    let mut allowed = Allowed::default();
+    for what in &args.allow {
+        match what.as_str() {
+            "privileged" => allowed.privileged = true,
+            other => return Err(format!("--allow {other}: only `--allow privileged` exists")),
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    Ok(GradeOptions {
+        jobs: args.jobs.unwrap_or(cores).max(1),
+        submission_timeout: duration("--submission-timeout", &args.submission_timeout)?,
+        shard: args.shard.as_deref().map(Shard::parse).transpose()?,
+        reports: reports(&args.formats)?,
+        run: RunOptions {
+            timeout: duration("--timeout", &args.timeout)?,
+            env: crate::cli::parse_pairs(&args.envs, "--env", true)?,
+            vars: crate::cli::parse_pairs(&args.vars, "--var", false)?,
+            ..RunOptions::default()
+        },
+        parse: ParseOptions {
+            run_all: args.run_all,
+        },
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+        allowed,
+        run_submissions: args.run_submissions,
+        grading: args.grading,
+        submissions: args.submissions,
+        output: args.output,
+    })
+}
+
+pub fn grade_command(args: GradeArgs) -> i32 {
+    match options(args) {
+        Ok(opts) => grade(&opts),
+        Err(m) => {
+            eprintln!("labrun: error: {m}");
+            exit_code::USAGE
+        }
+    }
+}
+
+pub fn merge_command(args: MergeArgs) -> i32 {
+    match super::merge::merge(&args.results, &args.output) {
+        Ok(n) => {
+            eprintln!(
+                "labrun: merged {n} submissions from {} grade books into {}",
+                args.results.len(),
+                args.output.join("grades.csv").display()
+            );
+            exit_code::PASSED
+        }
+        Err(m) => {
+            eprintln!("labrun: error: {m}");
+            exit_code::USAGE
+        }
+    }
+}
