@@ -78,18 +78,23 @@ if [ "$(id -u)" -eq 0 ]; then
     nofile=$(ulimit -Hn)
     cat >"$work/podman-one.sh" <<SH
 #!/bin/sh
-exec podman run --rm --network none --tmpfs /sys/fs/cgroup --tmpfs /tmp \
+exec podman run --rm --network none --tmpfs /sys/fs/cgroup --tmpfs /tmp:rw,notmpcopyup \
     --ulimit nofile=$nofile:$nofile --ulimit nproc=32768:32768 \
-    -v "\$1:/sub:ro" -v "$PWD/bench/grade:/bench:ro" --rootfs "$rootfs" \
-    "$labrun" --backend host -q --env LABRUN_SUBMISSION_DIR=/sub /bench/lab.md
+    -v "\$1:/mnt:ro" -v "$PWD/bench/grade:/srv:ro" --rootfs "$rootfs" \
+    "$labrun" --backend host -q --env LABRUN_SUBMISSION_DIR=/mnt /srv/lab.md
 SH
     chmod +x "$work/podman-one.sh"
+    # The root is read-only: the submission and the lab are mounted on directories it has.
+    podman_ok=true
     "$work/podman-one.sh" "$work/subs/s$(printf "%0${#n}d" 1)" || {
         echo "podman could not run the lab; its row says so" >&2
-        : >"$work/podman.jsonl"
+        podman_ok=false
     }
     for r in $(seq 1 "$runs"); do
-        find "$work/subs" -mindepth 1 -maxdepth 1 | sort | head -n "$sample" >"$work/sample"
+        $podman_ok || break
+        # (Not `sort | head`: under pipefail, sort's SIGPIPE would end the script.)
+        find "$work/subs" -mindepth 1 -maxdepth 1 | sort >"$work/all"
+        head -n "$sample" "$work/all" >"$work/sample"
         python3 bench/grade/measure.py xargs -a "$work/sample" -P "$jobs" -n 1 \
             "$work/podman-one.sh" | tee -a "$work/podman.jsonl"
     done

@@ -121,7 +121,7 @@ fn background_programs_die_when_labrun_is_interrupted() {
     let lab = Lab::new();
     lab.write(
         "nb.md",
-        &format!("# T\n\n```bash | {{spawn: true}}\nexec sleep {sleep}\n```\n\n```bash | {{type: command}}\nsleep 60\n```\n"),
+        &format!("# T\n\n```bash | {{spawn: true}}\nsleep {sleep} & wait\n```\n\n```bash | {{type: command}}\nsleep 60\n```\n"),
     );
     let mut child = lab.spawn(&["--backend", "host", "nb.md"], &[]);
     assert!(wait_until(20.0, || !pids_with_arg(&sleep).is_empty()));

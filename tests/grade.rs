@@ -175,7 +175,7 @@ fn the_submission_is_read_only_at_its_mount_and_copied_into_the_lab() {
     let lab = Lab::new();
     lab.write(
         "grading.md",
-        "```console\n$ cat /lab/.submission/answer.txt answer.txt\n42\n42\n$ (echo x > /lab/.submission/answer.txt) 2>/dev/null || echo refused\nrefused\n$ echo $LABRUN_SUBMISSION_DIR\n/lab/.submission\n$ ls -A /lab/.submission\nanswer.txt\n```\n",
+        "```console\n$ cat /lab/.submission/answer.txt answer.txt\n42\n42\n$ (echo x > /lab/.submission/answer.txt) 2>/dev/null || echo refused\nrefused\n$ echo $LABRUN_SUBMISSION_DIR\n/lab/.submission\n$ ls -A /lab/.submission\nanswer.txt\n$ wc -c < /lab/.notebook/grading.md\n0\n```\n",
     );
     lab.write("subs/ada/answer.txt", "42\n");
     lab.write("subs/bob/answer.txt", "42\n");

@@ -62,7 +62,8 @@ pub async fn run_notebook(
     }
     let deadline = plan.total_timeout.map(|t| (started + t, t));
     let mut file_seq = 0u64;
-    // Declared after the sessions: dropped (killed) before them, however the run ends.
+    // Declared after the machines (and their sessions): dropped, so killed, before them, however
+    // the run ends.
     let mut background: Vec<Background> = Vec::new();
     for planned in &plan.cells {
         let cell = plan.cell(planned);

@@ -190,7 +190,9 @@ fn prepare(opts: &GradeOptions) -> Result<(Plan, Vec<Submission>), Failed> {
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     fs::create_dir_all(&opts.output)
         .map_err(|e| usage(format!("{}: {e}", opts.output.display())))?;
-    // No run may see the other submissions or the grade book.
+    // No run may see the other submissions, the grade book, or the grading notebook (its
+    // hidden cells' expected output); the rest of its directory stays at /lab/.notebook.
+    base.env.hidden.push(canonical(&opts.grading));
     base.env.hidden.push(canonical(&opts.submissions));
     base.env.hidden.push(canonical(&opts.output));
     let probe = env::build(&base.env).map_err(|e| {

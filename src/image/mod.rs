@@ -10,8 +10,8 @@
 //!   once into a temporary directory and renamed into place, safe under concurrent labrun
 //!   processes.
 //! - `busybox` builds a minimal root from the host's static busybox; `tarball` unpacks a
-//!   rootfs tarball through [`unpack()`] (`unpack`), the safe tar unpacker that `registry` uses
-//!   for OCI layers with [`Whiteouts::Overlay`]; `elf` tells a static binary from a dynamic one;
+//!   rootfs tarball through [`unpack()`] (`unpack`), the safe tar unpacker OCI layers go
+//!   through too, with [`Whiteouts::Overlay`]; `elf` tells a static binary from a dynamic one;
 //!   `inroot` looks a path up as the image itself would see it (for the shell hint).
 //! - [`host_hidden_paths`] (`hidden`) lists what the `host` image must hide.
 //! - `debian` builds `debian:<suite>` with debootstrap; `layer_key` names setup steps' layers

@@ -54,7 +54,8 @@ pub struct RootSpec {
     pub control_dir: PathBuf,
     /// Mounted read-only at `/lab/.notebook`.
     pub notebook_dir: PathBuf,
-    /// Directories below `notebook_dir` (relative) that stay hidden there: expected output.
+    /// Paths below `notebook_dir` (relative) that stay hidden there: expected output, and in
+    /// grade mode the grading notebook itself.
     pub notebook_masks: Vec<PathBuf>,
     /// Grade mode: mounted read-only at `/lab/.submission`.
     pub submission_dir: Option<PathBuf>,
@@ -299,7 +300,8 @@ impl RootSpec {
         ops.push(mkdir(&notebook, 0o755));
         bind_read_only(&mut ops, &self.notebook_dir, &notebook);
         for rel in &self.notebook_masks {
-            ops.push(mask(&notebook.join(rel), true, true));
+            let is_dir = !self.notebook_dir.join(rel).is_file();
+            ops.push(mask(&notebook.join(rel), is_dir, true));
         }
         if let Some((_, hosts)) = &self.lab_network {
             let etc = merged.join("etc");
