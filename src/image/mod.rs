@@ -11,7 +11,7 @@
 //!   processes.
 //! - `busybox` builds a minimal root from the host's static busybox; `tarball` unpacks a
 //!   rootfs tarball through [`unpack()`] (`unpack`), the safe tar unpacker OCI layers go
-//!   through too, with [`Whiteouts::Apply`]; `elf` tells a static binary from a dynamic one;
+//!   through too, with [`Whiteouts::Overlay`]; `elf` tells a static binary from a dynamic one;
 //!   `inroot` looks a path up as the image itself would see it (for the shell hint).
 //! - [`host_hidden_paths`] (`hidden`) lists what the `host` image must hide.
 //! - `debian` builds `debian:<suite>` with debootstrap; `layer_key` names setup steps' layers
