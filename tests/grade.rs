@@ -528,3 +528,57 @@ fn a_terminal_shows_progress_with_an_eta_and_a_pipe_does_not() {
     piped.status(0);
     assert!(!piped.stderr.contains("ETA"), "{}", piped.stderr);
 }
+
+/// labrun's own peak resident memory (VmHWM) while grading `n` empty submissions.
+fn peak_rss_kib(lab: &Lab, n: usize) -> u64 {
+    let subs = format!("subs{n}");
+    for i in 0..n {
+        fs::create_dir_all(lab.path(&format!("{subs}/s{i:04}"))).unwrap();
+    }
+    let out = format!("out{n}");
+    let mut child = lab
+        .command(
+            &[
+                "grade",
+                "grading.md",
+                "--submissions",
+                &subs,
+                "--output",
+                &out,
+                "-j",
+                "2",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        let status = fs::read_to_string(&status_file).unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+        peak = peak.max(hwm.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let book = book(lab, &out);
+    assert_eq!(book["submissions"].as_array().unwrap().len(), n);
+    peak
+}
+
+#[test]
+fn memory_stays_bounded_whatever_the_number_of_submissions() {
+    let lab = Lab::new();
+    lab.write("grading.md", "```console\n$ echo ok\nok\n```\n");
+    let few = peak_rss_kib(&lab, 10);
+    let many = peak_rss_kib(&lab, 150);
+    assert!(many < 50 * 1024, "peak RSS {many} KiB for 150 submissions");
+    assert!(
+        many < few + 2048,
+        "peak RSS grew from {few} KiB (10 submissions) to {many} KiB (150)"
+    );
+}
