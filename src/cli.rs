@@ -535,6 +535,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
         rebuild: args.rebuild,
         expected_dir: args.expected_dir.clone(),
         artifacts: args.artifacts.clone(),
+        grading: false,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub expected_dir: Option<PathBuf>,
     /// `--artifacts DIR`: where `copy` cells may write on this machine.
     pub artifacts: Option<PathBuf>,
+    /// `labrun grade`: nothing is copied out of an environment, `--artifacts` or not.
+    pub grading: bool,
     /// `--rebuild`: ignore cached setup layers.
     pub rebuild: bool,
 }
@@ -206,7 +208,11 @@ fn substitute_kind(
 }
 
 /// A copy cell's machines must exist, and copying out needs `--artifacts`.
-fn check_copy(steps: &[CopyStep], targets: &[&str], artifacts: bool) -> Result<(), (u32, String)> {
+fn check_copy(
+    steps: &[CopyStep],
+    targets: &[&str],
+    opts: &RunOptions,
+) -> Result<(), (u32, String)> {
     for step in steps {
         for place in [&step.from, &step.to] {
             match place {
@@ -215,7 +221,13 @@ fn check_copy(steps: &[CopyStep], targets: &[&str], artifacts: bool) -> Result<(
                 } if !targets.contains(&name.as_str()) => {
                     return Err((step.line, unknown_target(name, targets)));
                 }
-                Place::Artifacts(_) if !artifacts => {
+                Place::Artifacts(_) if opts.grading => {
+                    return Err((
+                        step.line,
+                        "copying out of the environment is refused when grading".into(),
+                    ));
+                }
+                Place::Artifacts(_) if opts.artifacts.is_none() => {
                     return Err((
                         step.line,
                         "copying out of the environment needs --artifacts DIR".into(),
@@ -363,8 +375,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
                 .ok_or_else(|| err(&notebook, cell.line, unknown_target(name, &target_names)))?,
         };
         if let CellKind::Copy { steps } = &cell.kind {
-            check_copy(steps, &target_names, opts.artifacts.is_some())
-                .map_err(|(line, m)| err(&notebook, line, m))?;
+            check_copy(steps, &target_names, opts).map_err(|(line, m)| err(&notebook, line, m))?;
         }
         let golden_path = golden_dir.join(format!("{}.out", cell.id));
         let expected = match &cell.expected {

@@ -290,6 +290,11 @@ fn policy_refuses_what_the_grader_did_not_allow() {
     grade(&lab, &["--allow", "privileged"]).status(0);
     lab.write("grading.md", GRADER);
     grade(&lab, &["--backend", "host"]).status(2);
+    // Nothing leaves a submission's environment: a copy out is refused before the batch.
+    let lab = lab_with("```bash | {type: 'copy'}\nCOPY /lab/count.sh out/count.sh\n```\n");
+    grade(&lab, &[])
+        .status(2)
+        .stderr_has("copying out of the environment is refused when grading");
 }
 
 #[test]

@@ -120,6 +120,7 @@ fn options(args: GradeArgs) -> Result<GradeOptions, String> {
             timeout: duration("--timeout", &args.timeout)?,
             env: crate::cli::parse_pairs(&args.envs, "--env", true)?,
             vars: crate::cli::parse_pairs(&args.vars, "--var", false)?,
+            grading: true,
             ..RunOptions::default()
         },
         parse: ParseOptions {
