@@ -194,9 +194,7 @@ if [ "${BENCH_PHASES:-1}" != 0 ] && $labrun_ok && $is_root; then
 fi
 
 step "table ($table)"
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
-# shellcheck source=/dev/null
-machine+=", $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+machine=$(machine_description)
 versions="$("$labrun" --version 2>/dev/null | head -1); bwrap $(bwrap --version | awk '{print $2}')"
 versions+="; runc $(runc --version | awk 'NR==1 {print $3}'); crun $(crun --version | awk 'NR==1 {print $3}')"
 versions+="; podman $(podman --version | awk '{print $3}'); $(hyperfine --version)"

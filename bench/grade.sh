@@ -101,9 +101,7 @@ SH
 fi
 
 step "table (bench/out/grade.md)"
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
-# shellcheck source=/dev/null
-machine+=", $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+machine=$(machine_description)
 versions="$("$labrun" --version | head -1); podman $(podman --version | awk '{print $3}')"
 python3 bench/grade/table.py "$work/runs.jsonl" "$work/reports.jsonl" "$work/podman.jsonl" \
     "$n" "$sample" "$jobs" "$machine" "$versions" bench/out/grade.md book/src/design/benchmarks.md

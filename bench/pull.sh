@@ -96,9 +96,7 @@ hyperfine -N --warmup 2 --runs "$runs" --export-json "$results" \
     -n "labrun, layers cached" "env LABRUN_CACHE=$(q "$cache") $(q "$labrun") -q $(q "$notebook")"
 
 step "table ($table)"
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
-# shellcheck source=/dev/null
-machine+=", $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+machine=$(machine_description)
 versions="$("$labrun" --version 2>/dev/null | head -1); skopeo $(skopeo --version | awk '{print $3}')"
 versions+="; umoci $(umoci --version | awk '{print $3}'); $(docker-registry --version | awk '{print $1, $3}')"
 versions+="; $(hyperfine --version)"

@@ -40,9 +40,7 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$results" \
     -n "one lab, one machine" "$(q "$labrun") -q $(q "$work/single.md")"
 
 step "table ($table)"
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
-# shellcheck source=/dev/null
-machine+=", $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+machine=$(machine_description)
 versions="$("$labrun" --version 2>/dev/null | head -1); $(hyperfine --version)"
 python3 - "$results" "$table" "$runs" "$machine" "$versions" <<'EOF'
 import datetime, json, sys

@@ -50,6 +50,14 @@ labrun_bin() {
 
 # Replaces what lies between the lines BEGIN and END of FILE with CONTENT-FILE's text (the
 # benchmarks write their tables into the book this way, so a rerun refreshes the page).
+# What the benchmarks say they ran on: CPU, cores, distribution, kernel.
+machine_description() {
+    local cpu
+    cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    # shellcheck source=/dev/null
+    echo "$cpu, $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+}
+
 replace_between() { # FILE BEGIN END CONTENT-FILE
     python3 - "$@" <<'EOF'
 import sys
