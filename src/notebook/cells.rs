@@ -107,6 +107,15 @@ impl<'s> Builder<'s> {
             Item::Fenced(f) => f,
         };
         let info = Info::read(src, &f);
+        if let Some(at) = info.stray_braces {
+            self.warnings.push(src.diag(
+                at,
+                format!(
+                    "attributes after '{}' need a '|' before them (```{} | {{...}}); these are not read",
+                    info.lang, info.lang
+                ),
+            ));
+        }
         let ann = match info.annotation {
             Some((text, at)) => Some(self.annotation(text, at)?),
             None => None,
@@ -183,6 +192,9 @@ struct Info<'s> {
     ignore: bool,
     /// The annotation text and its byte offset: after `|`, or a scrut block's `{...}`.
     annotation: Option<(&'s str, usize)>,
+    /// Where a `{` follows a transcript's language without a `|`: attributes an author meant,
+    /// which are not read (only scrut reads its own that way).
+    stray_braces: Option<usize>,
 }
 
 impl<'s> Info<'s> {
@@ -213,11 +225,16 @@ impl<'s> Info<'s> {
             words = "";
         }
         let ignore = words.split_whitespace().any(|w| w == "ignore");
+        let stray_braces = (annotation.is_none()
+            && is_transcript_lang(&lang_lower)
+            && words.trim_start().starts_with('{'))
+        .then(|| rest_offset + (words.len() - words.trim_start().len()));
         Info {
             lang,
             lang_lower,
             ignore,
             annotation,
+            stray_braces,
         }
     }
 }
@@ -1200,6 +1217,21 @@ mod tests {
                 .message
                 .contains("'exit' does not apply to transcripts")
         );
+    }
+
+    #[test]
+    fn braces_after_a_transcript_language_without_a_bar_warn() {
+        let n = nb("```console {target: web}\n$ true\n```\n");
+        assert_eq!(n.cells.len(), 1);
+        assert_eq!((n.warnings[0].line, n.warnings[0].column), (1, 12));
+        assert!(n.warnings[0].message.contains("need a '|' before them"));
+        // scrut reads its own, and other languages' braces belong to other tools.
+        for md in [
+            "```scrut {timeout: 10s}\n$ true\n```\n",
+            "```python {.numberLines}\nx\n```\n",
+        ] {
+            assert!(nb(md).warnings.is_empty(), "{md}");
+        }
     }
 
     #[test]
