@@ -12,9 +12,13 @@ use crate::notebook::BackendKind;
 use crate::plan::Plan;
 
 /// One target's environment, its shells, and what its limits counted so far.
+///
+/// Fields drop in order: the shells first, so that the environment's guard holds the last
+/// reference to its container and removes it (init killed and waited for) before its cgroups.
+/// The other way round, the cgroups would be removed under live processes.
 pub struct Machine {
-    pub environment: Environment,
     pub sessions: Sessions,
+    pub environment: Environment,
     pub usage: Option<Usage>,
 }
 
