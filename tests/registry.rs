@@ -380,6 +380,45 @@ fn an_image_with_a_whiteout_is_pulled_layer_by_layer_and_runs_in_a_container() {
 }
 
 #[test]
+fn an_image_of_many_layers_runs() {
+    // More layers than one overlay mount option can name by their cache paths (about 40 here).
+    const LAYERS: usize = 70;
+    let reg = Registry::plain();
+    let t = tempfile::tempdir().unwrap();
+    let mut layers = vec![busybox_root(t.path())];
+    for i in 1..LAYERS {
+        let content = format!("layer {i}\n");
+        let path = format!("layers/{i:03}");
+        layers.push(tree(t.path(), &format!("l{i}"), &[(&path, &content)]));
+    }
+    let refs: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
+    let layout = Layout::new();
+    layout.image("many", "amd64", &refs);
+    reg.push(&layout.path(), "many", "lab/many:1", None);
+    let image = format!("{}/lab/many:1", reg.addr());
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        &format!(
+            "---\nlabrun:\n  image: {image}\n---\n\n```console\n$ ls /layers | wc -l\n{}\n\
+             $ cat /layers/001 /layers/{:03}\nlayer 1\nlayer {}\n```\n",
+            LAYERS - 1,
+            LAYERS - 1,
+            LAYERS - 1
+        ),
+    );
+    let cache = t.path().join("cache");
+    lab.run_env(
+        &["nb.md"],
+        &[
+            ("LABRUN_CACHE", cache.to_str().unwrap()),
+            ("DOCKER_CONFIG", t.path().join("docker").to_str().unwrap()),
+        ],
+    )
+    .status(0);
+}
+
+#[test]
 fn a_tag_a_digest_and_the_platform_of_an_index() {
     let reg = Registry::plain();
     let t = tempfile::tempdir().unwrap();
