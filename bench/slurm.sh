@@ -19,10 +19,10 @@ step "cargo build --release"
 cargo build --release
 labrun=$(realpath "$(labrun_bin)")
 runs=${BENCH_RUNS:-10}
-jobs=$(nproc)
 work=$PWD/bench/out/slurm
 rm -rf "$work"
 mkdir -p "$work"
+jobs=$(nproc)
 
 step "a single-node Slurm cluster in $work/cluster"
 trap 'scripts/slurm-cluster.sh stop "$work/cluster"' EXIT

@@ -148,3 +148,42 @@ impl Progress {
 fn strip_time(text: &str) -> &str {
     text.rsplit_once(" (").map_or(text, |(head, _)| head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_ends_by_its_status_file_or_by_what_slurm_says() {
+        let work = tempfile::tempdir().unwrap();
+        let state = |s: &str| TaskState(s.to_string());
+        std::fs::write(script::status_file(work.path(), 1), "2\n").unwrap();
+        let cases = [
+            (1, Some(state("RUNNING")), Some(TaskEnd::Exited(2))),
+            (2, Some(state("RUNNING")), None),
+            (2, Some(state("PENDING")), None),
+            (2, Some(state("CANCELLED")), Some(TaskEnd::Cancelled)),
+            (
+                2,
+                Some(state("TIMEOUT")),
+                Some(TaskEnd::Lost("TIMEOUT".into())),
+            ),
+            (2, None, Some(TaskEnd::Cancelled)),
+        ];
+        for (task, slurm, want) in cases {
+            assert_eq!(
+                task_end(work.path(), task, slurm.as_ref()),
+                want,
+                "{task} {slurm:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_line_only_when_the_counts_change() {
+        assert_eq!(
+            strip_time("2 of 4 tasks done, 1 running (3 s)"),
+            "2 of 4 tasks done, 1 running"
+        );
+    }
+}
