@@ -177,3 +177,34 @@ fn without_a_controller_slurm_grading_is_an_environment_error() {
         .status(3)
         .stderr_has("sbatch not found on PATH");
 }
+
+#[test]
+fn tasks_that_fail_are_named_and_their_status_is_the_batchs() {
+    let shared = slurm_cluster::cluster();
+    let lab = Lab::new();
+    grading_example(&lab);
+    // A grading notebook that does not parse: every task's labrun stops with status 2.
+    lab.write(
+        "grading.md",
+        "---\nlabrun: [not, a, mapping\n---\n# Broken\n",
+    );
+    let conf = conf_env(&shared.cluster);
+    let ran = lab.run_env(
+        &[
+            "grade",
+            "grading.md",
+            "--submissions",
+            "submissions",
+            "--slurm",
+            "--slurm-tasks",
+            "2",
+        ],
+        &[("SLURM_CONF", &conf)],
+    );
+    ran.status(2).stderr_has("no task of slurm job");
+    for task in 1..=2 {
+        let needle = format!("_{task} (shard {task}/2) exited with status 2 without a grade book");
+        ran.stderr_has(&needle);
+    }
+    ran.stderr_has("grading.md");
+}
