@@ -30,11 +30,13 @@ scripts/slurm-cluster.sh start "$work/cluster"
 export SLURM_CONF=$work/cluster/slurm.conf
 
 grade="$labrun grade notebooks/grading/grading.md --submissions notebooks/grading/submissions -q"
-step "local -j $jobs vs --slurm with 4 tasks ($runs runs each)"
+step "local -j $jobs vs --slurm with 4 tasks vs Slurm alone ($runs runs each)"
 hyperfine --runs "$runs" --warmup 1 --export-json "$work/runs.json" \
     -n "labrun grade -j $jobs (local)" "$grade -j $jobs --output $work/local" \
     -n "labrun grade -j $jobs --slurm --slurm-tasks 4" \
-    "$grade -j $jobs --slurm --slurm-tasks 4 --output $work/slurm"
+    "$grade -j $jobs --slurm --slurm-tasks 4 --output $work/slurm" \
+    -n "Slurm alone: a 4-task array of true, squeue polled every 200 ms" \
+    "sh -c 'j=\$(sbatch --parsable --array=1-4 --output=/dev/null --wrap=true) && while [ -n \"\$(squeue -h -r -j \$j -o %i)\" ]; do sleep 0.2; done'"
 diff -u notebooks/grading/expected/grades.csv "$work/local/grades.csv"
 diff -u notebooks/grading/expected/grades.csv "$work/slurm/grades.csv"
 
