@@ -89,25 +89,30 @@ fn in_shard(k: u64, n: u64) -> String {
         .unwrap()
 }
 
-#[test]
-fn a_cancelled_array_task_is_reported_by_name() {
-    let shared = slurm_cluster::cluster();
-    let cluster = &shared.cluster;
+/// A batch of two shards in the background: shard 1's submission is graded at once, shard
+/// 2's sleeps (with the returned unique argument) until it is stopped.
+struct SlowBatch {
+    lab: Lab,
+    child: std::process::Child,
+    sleep: String,
+    fast: String,
+    slow: String,
+}
+
+fn slow_batch(cluster: &slurm_cluster::Cluster) -> SlowBatch {
     let lab = Lab::new();
     let sleep = common::unique_sleep(300);
     lab.write("grading.md", &SLOW_GRADER.replace("SLEEP", &sleep));
     let (fast, slow) = (in_shard(1, 2), in_shard(2, 2));
     lab.write(&format!("subs/{fast}/count.sh"), "");
     lab.write(&format!("subs/{slow}/slow"), "");
-    let conf = conf_env(cluster);
-    let grade = common::labrun_bin();
-    let child = Command::new(grade)
+    let child = Command::new(common::labrun_bin())
         .args(
             "grade grading.md --submissions subs --output out --slurm --slurm-tasks 2 -q"
                 .split(' '),
         )
         .current_dir(lab.dir.path())
-        .env("SLURM_CONF", &conf)
+        .env("SLURM_CONF", conf_env(cluster))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -117,6 +122,26 @@ fn a_cancelled_array_task_is_reported_by_name() {
         common::wait_until(60.0, || !common::pids_with_arg(&sleep).is_empty()),
         "the slow task never started"
     );
+    SlowBatch {
+        lab,
+        child,
+        sleep,
+        fast,
+        slow,
+    }
+}
+
+#[test]
+fn a_cancelled_array_task_is_reported_by_name() {
+    let shared = slurm_cluster::cluster();
+    let cluster = &shared.cluster;
+    let SlowBatch {
+        lab,
+        child,
+        sleep,
+        fast,
+        slow,
+    } = slow_batch(cluster);
     let (_, queue) = cluster.command("squeue", &["-h", "-r", "-o", "%A %K %T"]);
     let job = queue
         .lines()
@@ -207,4 +232,37 @@ fn tasks_that_fail_are_named_and_their_status_is_the_batchs() {
         ran.stderr_has(&needle);
     }
     ran.stderr_has("grading.md");
+}
+
+#[test]
+fn ctrl_c_cancels_the_job() {
+    let shared = slurm_cluster::cluster();
+    let batch = slow_batch(&shared.cluster);
+    let pid = nix::unistd::Pid::from_raw(batch.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let ran = common::Ran::from(batch.child.wait_with_output().unwrap());
+    ran.status(130).stderr_has("interrupted; slurm job");
+    assert!(
+        common::wait_until(20.0, || common::pids_with_arg(&batch.sleep).is_empty()),
+        "the job's tasks outlived the interrupt"
+    );
+    let job = ran
+        .stderr
+        .split("interrupted; slurm job ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_string();
+    let active = || {
+        shared
+            .cluster
+            .command("squeue", &["-h", "-r", "-j", &job])
+            .1
+    };
+    assert!(
+        common::wait_until(20.0, || active().trim().is_empty()),
+        "job {job} still in the queue:\n{}",
+        active()
+    );
+    assert!(!batch.lab.path("out/grades.json").exists());
 }
