@@ -19,9 +19,12 @@ cargo_bin_on_path
 # iproute2:       ip, in the several-machine tests and notebooks
 # docker-registry, umoci, skopeo, openssl, apache2-utils (htpasswd): the registry tests
 #                 (tests/registry.rs) and bench/pull.sh run a real registry on 127.0.0.1
+# slurmctld, slurmd, slurm-client, munge: tests/slurm.rs and bench/slurm.sh start a real
+#                 single-node Slurm cluster (`grade --slurm`)
 # (bench/container.sh installs the container runtimes it compares labrun with.)
 apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
-    gcc libc6-dev python3 iproute2 docker-registry umoci skopeo openssl apache2-utils
+    gcc libc6-dev python3 iproute2 docker-registry umoci skopeo openssl apache2-utils \
+    slurmctld slurmd slurm-client munge
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -44,6 +44,18 @@ grades=$(mktemp -d)
 diff -u notebooks/grading/expected/grades.csv "$grades/grades.csv"
 rm -rf "$grades"
 
+# The same through Slurm (grade --slurm), on a single-node cluster started for it.
+step "labrun grade --slurm notebooks/grading/grading.md"
+slurm=$(mktemp -d)
+chmod 755 "$slurm" # munged runs as munge, inside it
+scripts/slurm-cluster.sh start "$slurm/cluster"
+SLURM_CONF=$slurm/cluster/slurm.conf "$labrun" grade notebooks/grading/grading.md \
+    --submissions notebooks/grading/submissions --output "$slurm/grades" --slurm --slurm-tasks 4 \
+    || { scripts/slurm-cluster.sh stop "$slurm/cluster"; exit 1; }
+scripts/slurm-cluster.sh stop "$slurm/cluster"
+diff -u notebooks/grading/expected/grades.csv "$slurm/grades/grades.csv"
+rm -rf "$slurm"
+
 # The compatibility notebook must stay valid scrut too (setup.sh installs scrut).
 step "scrut test notebooks/scrut-compat.md"
 scrut test notebooks/scrut-compat.md

@@ -43,6 +43,8 @@ pub struct GradeOptions {
     pub allowed: Allowed,
     pub shard: Option<Shard>,
     pub run_submissions: bool,
+    /// More paths hidden from every run (`--hide`).
+    pub hide: Vec<PathBuf>,
     pub reports: Vec<SubmissionReport>,
     pub run: RunOptions,
     pub parse: ParseOptions,
@@ -156,11 +158,7 @@ pub fn grade(opts: &GradeOptions) -> i32 {
         count - errors,
         if count - errors == 1 { "" } else { "s" },
         crate::units::show_duration(started.elapsed()),
-        if errors > 0 {
-            format!(", {errors} without a result (see grades.csv)")
-        } else {
-            String::new()
-        },
+        without_result(errors),
         opts.output.join("grades.csv").display()
     ));
     if interrupted {
@@ -169,6 +167,15 @@ pub fn grade(opts: &GradeOptions) -> i32 {
         exit_code::CELL_FAILED
     } else {
         exit_code::PASSED
+    }
+}
+
+/// The end of the closing line when some submissions got no result.
+pub fn without_result(errors: usize) -> String {
+    if errors > 0 {
+        format!(", {errors} without a result (see grades.csv)")
+    } else {
+        String::new()
     }
 }
 
@@ -195,6 +202,9 @@ fn prepare(opts: &GradeOptions) -> Result<(Plan, Vec<Submission>), Failed> {
     base.env.hidden.push(canonical(&opts.grading));
     base.env.hidden.push(canonical(&opts.submissions));
     base.env.hidden.push(canonical(&opts.output));
+    base.env
+        .hidden
+        .extend(opts.hide.iter().map(|p| canonical(p)));
     let probe = env::build(&base.env).map_err(|e| {
         (
             exit_code::ENVIRONMENT,

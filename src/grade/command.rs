@@ -1,5 +1,6 @@
 //! The command lines of `labrun grade` and `labrun merge`: flags into options.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use clap::Args;
 use super::batch::{GradeOptions, SubmissionReport, grade};
 use super::policy::Allowed;
 use super::shard::Shard;
+use super::slurm::SlurmBatch;
 use crate::exit_code;
 use crate::notebook::ParseOptions;
 use crate::plan::RunOptions;
@@ -58,6 +60,23 @@ pub struct GradeArgs {
     /// Show no progress bar, even on a terminal.
     #[arg(short, long)]
     quiet: bool,
+    /// Grade as one Slurm array job, a task per shard, and merge the shards into --output.
+    #[arg(long, conflicts_with = "shard")]
+    slurm: bool,
+    /// An sbatch option for --slurm (repeatable): --slurm-opt=--partition=lab.
+    #[arg(
+        long = "slurm-opt",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "slurm"
+    )]
+    slurm_opts: Vec<String>,
+    /// Array tasks (shards) for --slurm (default: one per submission, at most 32).
+    #[arg(long, value_name = "N", requires = "slurm", value_parser = clap::value_parser!(u64).range(1..))]
+    slurm_tasks: Option<u64>,
+    /// Also hide DIR from every run (--slurm's tasks hide the whole batch's output).
+    #[arg(long, value_name = "DIR", hide = true)]
+    hide: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -129,13 +148,79 @@ fn options(args: GradeArgs) -> Result<GradeOptions, String> {
         progress: !args.quiet && std::io::stderr().is_terminal(),
         allowed,
         run_submissions: args.run_submissions,
+        hide: args.hide,
         grading: args.grading,
         submissions: args.submissions,
         output: args.output,
     })
 }
 
+/// The flags each `--slurm` task runs `labrun grade` with: this batch's own, without where
+/// results go and how the batch is spread (the task adds its `--shard` and `--output`).
+fn task_flags(args: &GradeArgs, output: &std::path::Path) -> Vec<OsString> {
+    let mut flags: Vec<OsString> = vec!["grade".into(), args.grading.clone().into()];
+    let mut flag = |name: &str, value: &dyn AsRef<std::ffi::OsStr>| {
+        flags.push(name.into());
+        flags.push(value.as_ref().to_owned());
+    };
+    flag("--submissions", &args.submissions);
+    flag("--hide", &output);
+    if let Some(j) = args.jobs {
+        flag("--jobs", &j.to_string());
+    }
+    let optional = [
+        ("--submission-timeout", &args.submission_timeout),
+        ("--timeout", &args.timeout),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            flag(name, v);
+        }
+    }
+    let repeated = [
+        ("--allow", &args.allow),
+        ("--format", &args.formats),
+        ("--env", &args.envs),
+        ("--var", &args.vars),
+    ];
+    for (name, values) in repeated {
+        for v in values {
+            flag(name, v);
+        }
+    }
+    let switches = [
+        ("--run-submissions", args.run_submissions),
+        ("--run-all", args.run_all),
+        ("--quiet", true),
+    ];
+    flags.extend(switches.iter().filter(|(_, on)| *on).map(|(n, _)| n.into()));
+    flags
+}
+
+fn slurm_batch(args: &GradeArgs) -> Result<SlurmBatch, String> {
+    let output =
+        std::path::absolute(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    Ok(SlurmBatch {
+        labrun: std::env::current_exe().map_err(|e| format!("labrun's own path: {e}"))?,
+        flags: task_flags(args, &output),
+        submissions: args.submissions.clone(),
+        output: args.output.clone(),
+        tasks: args.slurm_tasks,
+        sbatch: args.slurm_opts.clone(),
+        progress: !args.quiet,
+    })
+}
+
 pub fn grade_command(args: GradeArgs) -> i32 {
+    if args.slurm {
+        return match slurm_batch(&args) {
+            Ok(batch) => super::slurm::grade(&batch),
+            Err(m) => {
+                eprintln!("labrun: error: {m}");
+                exit_code::ENVIRONMENT
+            }
+        };
+    }
     match options(args) {
         Ok(opts) => grade(&opts),
         Err(m) => {

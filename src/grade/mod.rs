@@ -4,7 +4,8 @@
 //!
 //! One concept a file: `submission` (what DIR holds, staged as a directory), `archive` (safe
 //! extraction), `policy`, `score`, `scheduler` (parallel workers), `shard`, `gradebook`
-//! (streamed to disk), `merge`, and `batch` (the run of one batch, tying them together).
+//! (streamed to disk), `merge`, and `batch` (the run of one batch, tying them together); `slurm` runs a batch as
+//! a Slurm array job of shards.
 
 pub mod archive;
 pub mod batch;
@@ -15,4 +16,5 @@ pub mod policy;
 pub mod scheduler;
 pub mod score;
 pub mod shard;
+pub mod slurm;
 pub mod submission;
