@@ -142,7 +142,7 @@ fn a_cancelled_array_task_is_reported_by_name() {
         fast,
         slow,
     } = slow_batch(cluster);
-    let (_, queue) = cluster.command("squeue", &["-h", "-r", "-o", "%A %K %T"]);
+    let (_, queue) = cluster.command("squeue", &["-h", "-r", "-o", "%F %K %T"]);
     let job = queue
         .lines()
         .find(|l| l.split(' ').nth(1) == Some("2"))
