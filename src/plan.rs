@@ -273,14 +273,14 @@ fn merged(notebook: &Settings, target: &Settings) -> Settings {
 }
 
 /// What one machine's environment takes from the plan besides its settings.
-struct Machine {
+struct MachineSpec {
     hostname: String,
     notebook_dir: PathBuf,
     privileged: bool,
     hidden: Vec<PathBuf>,
 }
 
-impl Machine {
+impl MachineSpec {
     fn env_spec(self, settings: &Settings, opts: &RunOptions) -> Result<EnvSpec, String> {
         let backend = opts
             .backend
@@ -440,7 +440,7 @@ pub fn plan(notebook: Notebook, opts: &RunOptions) -> Result<Plan, PlanError> {
     };
     let mut specs = Vec::with_capacity(machines.len());
     for (i, (hostname, own)) in machines.into_iter().enumerate() {
-        let machine = Machine {
+        let machine = MachineSpec {
             hostname,
             notebook_dir: notebook_dir.clone(),
             privileged: cells

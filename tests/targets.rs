@@ -348,7 +348,7 @@ fn each_target_has_its_own_image_setup_workdir_and_environment() {
     let text = "---\nlabrun:\n  env:\n    SHARED: everywhere\n  targets:\n    web:\n      image: busybox\n      workdir: /srv\n      env:\n        ROLE: server\n    client:\n      setup:\n        - echo set up for the client > /etc/role\n      env:\n        ROLE: client\n---\n# Mixed\n\n"
         .to_string()
         + &cell("web", "web", "pwd; echo $ROLE $SHARED; echo busybox page > index.html; httpd -p 8080 -h /srv; readlink /bin/sh")
-        + &cell("client", "client", "pwd; echo $ROLE $SHARED; test -x /usr/bin/python3 && echo host image; cat /etc/role; sleep 0.2; wget -qO- http://web:8080/index.html")
+        + &cell("client", "client", "pwd; echo $ROLE $SHARED; test -x /usr/bin/python3 && echo host image; cat /etc/role; sleep 0.2; busybox wget -qO- http://web:8080/index.html")
         + &cell("web", "no-setup", "cat /etc/role 2>&1");
     lab.write("nb.md", &text);
     let (ran, report) = lab.report("nb.md", &[]);

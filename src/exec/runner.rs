@@ -80,12 +80,6 @@ pub async fn run_notebook(
         let cell_started = Instant::now();
         let remaining = deadline.map(|(at, _)| at.saturating_duration_since(Instant::now()));
         let timeout = remaining.map_or(planned.timeout, |r| r.min(planned.timeout));
-        let machine = machines.get(planned.target);
-        let session = machine
-            .sessions
-            .for_cell(cell.attrs.privileged)
-            .await
-            .map_err(|e| env_error(EnvError::Io(e)))?;
         let (verdict, steps, mut notes) = if let CellKind::Copy { steps } = &planned.kind {
             let copy = CopyCell {
                 plan,
@@ -98,6 +92,12 @@ pub async fn run_notebook(
                 .map_err(|e| env_error(EnvError::Io(e)))?;
             (verdict, Vec::new(), notes)
         } else {
+            let machine = machines.get(planned.target);
+            let session = machine
+                .sessions
+                .for_cell(cell.attrs.privileged)
+                .await
+                .map_err(|e| env_error(EnvError::Io(e)))?;
             let mut ctx = CellContext {
                 session,
                 environment: &machine.environment,

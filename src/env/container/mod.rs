@@ -116,6 +116,8 @@ fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
         ImageRef::Host => Cache::locate(),
         _ => Cache::open(),
     };
+    // The host image hides the cache itself, wherever it is.
+    let cache_root = cache.as_ref().ok().map(|c| c.root().to_path_buf());
     let image = match (&image_ref, &cache) {
         (ImageRef::Host, _) => image::Image {
             layers: vec![PathBuf::from("/")],
@@ -142,7 +144,7 @@ fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
     let source = match image.kind {
         ImageKind::Host => {
             let mut hidden = spec.hidden.clone();
-            hidden.extend(Cache::locate().ok().map(|c| c.root().to_path_buf()));
+            hidden.extend(cache_root);
             RootSource::Host {
                 hidden: image::host_hidden_paths_of(&hidden),
                 layers: Vec::new(),
