@@ -72,6 +72,9 @@ struct RunArgs {
     /// Run in this backend, whatever the notebooks say.
     #[arg(long, value_enum)]
     backend: Option<BackendArg>,
+    /// The vm backend's kernel (over the notebook's `kernel:`).
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
     /// Record or refresh expected output (golden files and inline expectations).
     #[arg(long)]
     update: bool,
@@ -524,6 +527,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, String> {
     };
     Ok(RunOptions {
         backend: backend(args.backend),
+        kernel: args.kernel.clone(),
         timeout,
         env: parse_pairs(&args.envs, "--env", true)?,
         vars: parse_pairs(&args.vars, "--var", false)?,

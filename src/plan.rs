@@ -21,6 +21,8 @@ pub const DEFAULT_OUTPUT_CAP: u64 = 1 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub backend: Option<BackendKind>,
+    /// `--kernel`: the vm backend's kernel, over the notebook's `kernel:`.
+    pub kernel: Option<PathBuf>,
     pub timeout: Option<Duration>,
     /// `--env NAME=VALUE` (or `--env NAME`, taken from labrun's own environment).
     pub env: BTreeMap<String, String>,
@@ -294,6 +296,10 @@ impl MachineSpec {
         if let Some(name) = env.keys().find(|name| !valid_env_name(name)) {
             return Err(format!("'{name}' is not a valid environment variable name"));
         }
+        let kernel = opts
+            .kernel
+            .clone()
+            .or_else(|| settings.kernel.as_ref().map(|k| self.notebook_dir.join(k)));
         Ok(EnvSpec {
             backend,
             env,
@@ -310,6 +316,7 @@ impl MachineSpec {
             network: None,
             submission: None,
             rebuild: opts.rebuild,
+            kernel,
         })
     }
 }

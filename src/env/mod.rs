@@ -1,14 +1,15 @@
 //! Environments: where a notebook's session runs. A backend turns an `EnvSpec` into a
 //! `ShellLaunch` (how to start the session shell) plus whatever must live as long as the run.
 //!
-//! `container` (the default, labrun's own runtime) and `host` (unisolated) are here; `vm` is
-//! named so that a notebook asking for it gets a clear error rather than a silent fallback.
+//! `container` (the default, labrun's own runtime), `host` (unisolated) and `vm` (a freshly
+//! booted qemu machine with labrun's agent inside) are here.
 
 pub mod container;
 pub mod host;
 pub mod limit_watch;
 pub mod network;
 pub mod rundir;
+pub mod vm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub struct EnvSpec {
     pub network: Option<network::NetAttach>,
     /// Grade mode: the submission's files, mounted read-only at `/lab/.submission`.
     pub submission: Option<PathBuf>,
+    /// `kernel:` or `--kernel` (vm backend), resolved against the notebook's directory.
+    pub kernel: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +130,6 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     match spec.backend {
         BackendKind::Host => host::build(spec),
         BackendKind::Container => container::build(spec),
-        BackendKind::Vm => Err(EnvError::Unavailable("vm")),
+        BackendKind::Vm => vm::build(spec),
     }
 }

@@ -8,6 +8,7 @@ pub mod machines;
 pub mod procs;
 pub mod program;
 pub mod pty;
+pub mod remote_session;
 pub mod runner;
 pub mod session;
 pub mod sessions;

@@ -39,6 +39,7 @@ use tokio::net::unix::pipe;
 
 use super::dialect::Dialect;
 use super::procs;
+use super::remote_session::RemoteSession;
 use super::shell_process::{ShellProcess, ShellStarter};
 use crate::outcome::{CommandRun, ExitStatus, ShellEvent};
 
@@ -91,7 +92,9 @@ pub struct RunOptions<'a> {
 /// Where live output goes while a command runs.
 type Live<'a> = Option<&'a mut dyn FnMut(&[u8])>;
 
-pub struct ShellSession {
+/// A session whose shell labrun starts and drives itself (host, container; and the vm
+/// backend's agent, inside its guest).
+pub struct LocalSession {
     launch: ShellLaunch,
     child: Box<dyn ShellProcess>,
     pidfd: AsyncFd<OwnedFd>,
@@ -271,9 +274,9 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-impl ShellSession {
+impl LocalSession {
     /// Starts a shell and waits until it is ready. `restore` names a state file to source.
-    pub async fn start(launch: ShellLaunch) -> io::Result<ShellSession> {
+    pub async fn start(launch: ShellLaunch) -> io::Result<LocalSession> {
         Self::spawn(launch, None, None).await
     }
 
@@ -281,14 +284,14 @@ impl ShellSession {
         launch: ShellLaunch,
         restore: Option<&Path>,
         cwd: Option<&str>,
-    ) -> io::Result<ShellSession> {
+    ) -> io::Result<LocalSession> {
         let (control, shell_end) = UnixStream::pair()?;
         let (status, status_end) = UnixStream::pair()?;
         status.set_nonblocking(true)?;
         let starter = launch.starter.clone();
         let child = starter.start(&launch, OwnedFd::from(shell_end), OwnedFd::from(status_end))?;
         let pidfd = register(pidfd_open(child.pid())?)?;
-        let mut session = ShellSession {
+        let mut session = LocalSession {
             launch,
             child,
             pidfd,
@@ -708,9 +711,95 @@ impl ShellSession {
     }
 }
 
-impl Drop for ShellSession {
+impl Drop for LocalSession {
     fn drop(&mut self) {
         self.child.abandon();
+    }
+}
+
+/// A session: driven here, or by labrun's agent in a virtual machine.
+pub enum ShellSession {
+    Local(LocalSession),
+    Remote(RemoteSession),
+}
+
+impl ShellSession {
+    /// Starts the session's shell; a backend whose shell runs elsewhere hands over its agent.
+    pub async fn start(launch: ShellLaunch) -> io::Result<ShellSession> {
+        match launch.starter.take_agent() {
+            Some(agent) => Ok(ShellSession::Remote(RemoteSession::new(launch, agent?)?)),
+            None => Ok(ShellSession::Local(LocalSession::start(launch).await?)),
+        }
+    }
+
+    pub fn launch(&self) -> &ShellLaunch {
+        match self {
+            ShellSession::Local(s) => s.launch(),
+            ShellSession::Remote(s) => s.launch(),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.launch().dialect()
+    }
+
+    /// Whether the shell runs in a machine of its own (pty, background and copy cells need
+    /// a local one).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, ShellSession::Remote(_))
+    }
+
+    fn local(&mut self, what: &str) -> io::Result<&mut LocalSession> {
+        match self {
+            ShellSession::Local(s) => Ok(s),
+            ShellSession::Remote(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{what} is not supported on the vm backend"),
+            )),
+        }
+    }
+
+    pub async fn export_state(&mut self) -> io::Result<String> {
+        self.local("moving shell state between shells")?
+            .export_state()
+            .await
+    }
+
+    pub async fn import_state(&mut self, inside_path: &str) -> io::Result<()> {
+        self.local("moving shell state between shells")?
+            .import_state(inside_path)
+            .await
+    }
+
+    /// The shell's pid on this machine (for a remote session: its machine's).
+    pub fn pid(&self) -> u32 {
+        match self {
+            ShellSession::Local(s) => s.pid(),
+            ShellSession::Remote(s) => s.pid(),
+        }
+    }
+
+    pub async fn run(&mut self, script: &str, opts: RunOptions<'_>) -> io::Result<CommandRun> {
+        let mut runs = self.run_batch(&[script], opts).await?;
+        Ok(runs.remove(0))
+    }
+
+    /// See [`LocalSession::run_batch`].
+    pub async fn run_batch(
+        &mut self,
+        scripts: &[&str],
+        opts: RunOptions<'_>,
+    ) -> io::Result<Vec<CommandRun>> {
+        match self {
+            ShellSession::Local(s) => s.run_batch(scripts, opts).await,
+            ShellSession::Remote(s) => s.run_batch(scripts, opts).await,
+        }
+    }
+
+    pub fn kill_all(&mut self) {
+        if let ShellSession::Local(s) = self {
+            s.kill_all();
+        }
     }
 }
 

@@ -29,6 +29,12 @@ pub trait ShellStarter: Send + Sync + fmt::Debug {
         control: OwnedFd,
         status: OwnedFd,
     ) -> io::Result<Box<dyn ShellProcess>>;
+
+    /// A backend whose shell runs out of labrun's reach (a virtual machine) hands over the
+    /// connection to its agent instead, once: the session then runs there.
+    fn take_agent(&self) -> Option<io::Result<super::remote_session::Agent>> {
+        None
+    }
 }
 
 /// A running shell.

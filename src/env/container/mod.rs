@@ -306,7 +306,7 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
 }
 
 /// The environment every shell of the container starts with.
-fn shell_env(spec: &EnvSpec) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn shell_env(spec: &EnvSpec) -> std::collections::BTreeMap<String, String> {
     let mut env = default_env();
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());
@@ -317,7 +317,17 @@ fn shell_env(spec: &EnvSpec) -> std::collections::BTreeMap<String, String> {
     env
 }
 
-pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+/// The root a lab's machine is built from, with the setup steps' layers on top: what it
+/// reads, the shell's path inside, what is worth saying about the image, and the hold that
+/// keeps its layers in the cache. The vm backend builds its root from the same.
+pub(crate) struct LabRoot {
+    pub source: RootSource,
+    pub shell: String,
+    pub notes: Vec<String>,
+    pub hold: Option<CacheHold>,
+}
+
+pub(crate) fn lab_root(spec: &EnvSpec) -> Result<LabRoot, EnvError> {
     let Resolved {
         image,
         source,
@@ -331,6 +341,21 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         ),
         None => (source, None),
     };
+    Ok(LabRoot {
+        source,
+        shell,
+        notes: image.notes,
+        hold,
+    })
+}
+
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    let LabRoot {
+        source,
+        shell,
+        notes,
+        hold,
+    } = lab_root(spec)?;
     let started = start(
         spec,
         StartAs {
@@ -354,7 +379,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         }),
     };
     let mut warnings = started.warnings;
-    warnings.extend(image.notes.iter().cloned());
+    warnings.extend(notes);
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
         args: if shell.ends_with("bash") {

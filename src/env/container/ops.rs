@@ -266,7 +266,7 @@ fn sockaddr_in(address: std::net::Ipv4Addr) -> libc::sockaddr {
 }
 
 /// An interface up (and addressed), with ioctls on a throwaway socket. Async-signal-safe.
-fn link_up(name: &CStr, address: Option<(std::net::Ipv4Addr, u8)>) -> Result<(), Errno> {
+pub(crate) fn link_up(name: &CStr, address: Option<(std::net::Ipv4Addr, u8)>) -> Result<(), Errno> {
     // SAFETY: a zeroed ifreq is valid; the name is copied into its fixed array (at most 15
     // bytes and the NUL); the socket is closed on every path.
     unsafe {

@@ -1,0 +1,289 @@
+//! The `vm` backend: a freshly booted qemu machine per run, with labrun's agent inside.
+//!
+//! - `accel` picks KVM or TCG honestly; `qemu` finds qemu and starts it, covering what the
+//!   lab must not see; `kernel` finds the kernel and unpacks it for a direct boot;
+//!   `initramfs` (written by `cpio`) carries the agent, its libraries and the modules;
+//! - `guest` is the agent's side (labrun as the guest's PID 1), `wire` the messages, `boot`
+//!   the wait for the agent's first answer;
+//! - the root is built in the guest from the same layers the container backend uses (9p
+//!   shares, read-only, under an overlay), so `image:`, `setup:` and the default environment
+//!   mean the same on both backends.
+
+pub mod accel;
+mod boot;
+pub mod cpio;
+pub mod guest;
+pub mod initramfs;
+pub mod kernel;
+pub mod qemu;
+pub mod wire;
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::container::rootfs::RootSource;
+use super::container::{LabRoot, lab_root, shell_env};
+use super::rundir::RunDir;
+use super::{EnvError, EnvSpec, Environment};
+use crate::exec::remote_session::Agent;
+use crate::exec::session::ShellLaunch;
+use crate::exec::shell_process::{ShellProcess, ShellStarter};
+use crate::image::Cache;
+use crate::image::maintenance::CacheHold;
+use crate::limits::{DEFAULT_DISK, Limits};
+use wire::{Hello, Share};
+
+/// Where the stage (files labrun writes for cells: scripts, file contents) appears in the
+/// guest, read-only.
+pub const STAGE_DIR: &str = "/run/labrun-stage";
+/// The guest's memory besides the lab's own limit and its disk (the kernel, the agent).
+const OVERHEAD_MIB: u64 = 160;
+/// The lab's memory when `limits.memory` is not set.
+const DEFAULT_MEMORY: u64 = 512 << 20;
+
+/// What lives as long as the run: the machine first, then its directory and the layers.
+struct Guard {
+    _machine: qemu::Machine,
+    _run: RunDir,
+    _hold: Option<CacheHold>,
+}
+
+impl super::EnvGuard for Guard {
+    fn keep(self: Box<Self>) -> Result<String, EnvError> {
+        drop(self);
+        Ok("the vm backend cannot keep its machine after labrun exits; it was stopped".into())
+    }
+}
+
+/// Hands the booted agent to the session, once.
+#[derive(Debug)]
+struct VmStarter {
+    agent: Mutex<Option<(UnixStream, u32)>>,
+}
+
+impl ShellStarter for VmStarter {
+    fn start(
+        &self,
+        _launch: &ShellLaunch,
+        _control: OwnedFd,
+        _status: OwnedFd,
+    ) -> std::io::Result<Box<dyn ShellProcess>> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "the vm backend's shell runs in its guest",
+        ))
+    }
+
+    fn take_agent(&self) -> Option<std::io::Result<Agent>> {
+        Some(match self.agent.lock().unwrap().take() {
+            Some((stream, pid)) => Ok(Agent { stream, pid }),
+            None => Err(std::io::Error::other(
+                "the vm's session is already running (one session a machine)",
+            )),
+        })
+    }
+}
+
+/// The shares and what the guest makes of them.
+struct Shares {
+    devices: Vec<qemu::ShareDevice>,
+    hello_layers: Vec<Share>,
+    hello_host_dirs: Vec<Share>,
+    host_links: Vec<(String, String)>,
+    mounts: Vec<Share>,
+    hidden: Vec<(PathBuf, bool)>,
+}
+
+impl Shares {
+    fn add(&mut self, tag: String, dir: &Path, target: &str) -> Result<Share, EnvError> {
+        let fd = File::open(dir)
+            .map_err(|e| EnvError::Other(format!("{}: {e}", dir.display())))?
+            .into();
+        self.devices.push(qemu::ShareDevice {
+            tag: tag.clone(),
+            dir: fd,
+        });
+        Ok(Share {
+            tag,
+            target: target.to_string(),
+        })
+    }
+}
+
+/// The host's own top-level directories a `host` root shares (the pseudo filesystems are
+/// the guest's own), and its top-level symbolic links.
+fn host_tops() -> (Vec<String>, Vec<(String, String)>) {
+    const OWN: [&str; 4] = ["proc", "sys", "dev", "lost+found"];
+    let mut dirs = Vec::new();
+    let mut links = Vec::new();
+    for e in std::fs::read_dir("/").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_symlink() {
+            if let Ok(target) = std::fs::read_link(e.path()) {
+                links.push((format!("/{name}"), target.to_string_lossy().into_owned()));
+            }
+        } else if kind.is_dir() && !OWN.contains(&name.as_str()) {
+            dirs.push(format!("/{name}"));
+        }
+    }
+    dirs.sort();
+    (dirs, links)
+}
+
+fn shares_for(spec: &EnvSpec, source: &RootSource, stage: &Path) -> Result<Shares, EnvError> {
+    let mut s = Shares {
+        devices: Vec::new(),
+        hello_layers: Vec::new(),
+        hello_host_dirs: Vec::new(),
+        host_links: Vec::new(),
+        mounts: Vec::new(),
+        hidden: spec
+            .hidden
+            .iter()
+            .map(|h| (h.clone(), h.is_dir()))
+            .collect(),
+    };
+    let layers = match source {
+        RootSource::Layers(layers) => layers.clone(),
+        RootSource::Host { hidden, layers } => {
+            s.hidden = hidden.iter().map(|h| (h.path.clone(), h.is_dir)).collect();
+            let (dirs, links) = host_tops();
+            for (i, d) in dirs.iter().enumerate() {
+                let share = s.add(format!("h{i}"), Path::new(d), d)?;
+                s.hello_host_dirs.push(share);
+            }
+            s.host_links = links;
+            layers.clone()
+        }
+    };
+    for (i, layer) in layers.iter().enumerate() {
+        let share = s.add(format!("l{i}"), layer, "/")?;
+        s.hello_layers.push(share);
+    }
+    let notebook = s.add("notebook".into(), &spec.notebook_dir, "/lab/.notebook")?;
+    s.mounts.push(notebook);
+    if let Some(sub) = &spec.submission {
+        let share = s.add("submission".into(), sub, "/lab/.submission")?;
+        s.mounts.push(share);
+    }
+    let share = s.add("stage".into(), stage, STAGE_DIR)?;
+    s.mounts.push(share);
+    s.hidden.retain(|(p, _)| p.exists());
+    Ok(s)
+}
+
+pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
+    if spec.network.is_some() {
+        return Err(EnvError::Other(
+            "the vm backend does not join a lab's private network yet: give this target \
+             backend: container"
+                .into(),
+        ));
+    }
+    let qemu = qemu::find().map_err(EnvError::Other)?;
+    let kernel = kernel::find(spec.kernel.as_deref())?;
+    let LabRoot {
+        source,
+        shell,
+        notes,
+        hold,
+    } = lab_root(spec)?;
+    let cache = Cache::open().map_err(|e| EnvError::Other(e.to_string()))?;
+    let vm_cache = cache.root().join("vm");
+    let bootable = kernel::bootable(&kernel.path, &vm_cache);
+    let initramfs = initramfs::build(kernel.modules.as_deref(), &vm_cache)
+        .map_err(|e| EnvError::Other(format!("building the vm's initramfs: {e}")))?;
+    crate::trace::mark("vm kernel and initramfs");
+
+    let limits = Limits::from_map(&spec.limits)
+        .map_err(EnvError::Other)?
+        .with_defaults();
+    let disk = limits.disk.unwrap_or(DEFAULT_DISK);
+    let memory = limits.memory.unwrap_or(DEFAULT_MEMORY);
+    let mut warnings: Vec<String> = Vec::new();
+    for (name, set) in [
+        ("pids", limits.pids.is_some()),
+        ("cpus", limits.cpus.is_some()),
+    ] {
+        if set && spec.limits.contains_key(name) {
+            warnings.push(format!(
+                "limit not enforced as asked: {name} (the vm backend bounds memory, disk and output)"
+            ));
+        }
+    }
+    warnings.extend(notes);
+
+    let run = RunDir::create()?;
+    let stage = run.subdir("stage", 0o755)?;
+    let empty_file = run.path().join("empty");
+    std::fs::write(&empty_file, "")?;
+    let shares = shares_for(spec, &source, &stage)?;
+    let (accel, why) = accel::choose();
+    let (ours, theirs) = UnixStream::pair()?;
+    let kernel_file = File::open(&bootable)
+        .map_err(|e| EnvError::Other(format!("{}: {e}", bootable.display())))?;
+    let initramfs_file = File::open(&initramfs)
+        .map_err(|e| EnvError::Other(format!("{}: {e}", initramfs.display())))?;
+    let theirs = OwnedFd::from(theirs);
+    let machine = qemu::start(&qemu::MachineSpec {
+        qemu: &qemu,
+        accel,
+        memory_mib: (memory + disk) / (1 << 20) + OVERHEAD_MIB,
+        kernel: &kernel_file,
+        initramfs: &initramfs_file,
+        agent: &theirs,
+        shares: &shares.devices,
+        hidden: &shares.hidden,
+        empty_file: &empty_file,
+    })
+    .map_err(|e| EnvError::Other(format!("vm failed to start: {e}")))?;
+    drop(theirs);
+    crate::trace::mark("qemu started");
+
+    let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
+    let env = shell_env(spec);
+    let hello = Hello {
+        layers: shares.hello_layers,
+        host_dirs: shares.hello_host_dirs,
+        host_links: shares.host_links,
+        mounts: shares.mounts,
+        disk,
+        hostname: spec.hostname.clone(),
+        workdir: workdir.clone(),
+        shell: shell.clone(),
+        env: env.clone(),
+    };
+    let mut machine = machine;
+    let ours = boot::handshake(&mut machine, ours, &hello, boot::timeout())?;
+    crate::trace::mark("vm booted");
+    warnings.insert(0, format!("vm: {} ({why})", accel.name()));
+    let pid = machine.child.id();
+    let launch = ShellLaunch {
+        program: PathBuf::from(&shell),
+        args: Vec::new(),
+        env,
+        cwd: PathBuf::from(&workdir),
+        control_dir: stage,
+        control_dir_inside: STAGE_DIR.into(),
+        workdir_inside: workdir,
+        starter: Arc::new(VmStarter {
+            agent: Mutex::new(Some((ours, pid))),
+        }),
+    };
+    Ok(Environment {
+        launch,
+        privileged_launch: None,
+        warnings,
+        watch: None,
+        workdir_host: PathBuf::new(),
+        guard: Box::new(Guard {
+            _machine: machine,
+            _run: run,
+            _hold: hold,
+        }),
+    })
+}
