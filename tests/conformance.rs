@@ -282,6 +282,18 @@ fn each_run_starts_fresh(mut lab: Lab) {
 fn nothing_of_a_run_outlives_it(mut lab: Lab) {
     let secs = (300_000 + std::process::id() % 100_000).to_string();
     lab.run(&format!("sleep {secs} & sleep {secs} & echo started"));
+    if lab.backend == BackendKind::Vm {
+        // The jobs run in the guest; what must not outlive the run is the machine itself.
+        let machine = lab.session.pid();
+        assert!(std::path::Path::new(&format!("/proc/{machine}")).exists());
+        drop(lab);
+        assert!(
+            wait_until(2.0, || !std::path::Path::new(&format!("/proc/{machine}"))
+                .exists()),
+            "the machine stops with the run"
+        );
+        return;
+    }
     assert!(
         wait_until(2.0, || pids_with_arg(&secs).len() == 2),
         "the background jobs run while the session does"
@@ -311,8 +323,14 @@ fn a_batch_reports_each_step_and_survives_exit_and_timeouts_midway(mut lab: Lab)
         "echo five",
         "false",
     ];
+    // Under TCG a replaced shell takes a while to start in the guest: the timeout is there
+    // to stop `sleep 30`, not to time the others.
+    let timeout = match lab.backend {
+        BackendKind::Vm => Duration::from_secs(3),
+        _ => Duration::from_millis(500),
+    };
     let opts = RunOptions {
-        timeout: Duration::from_millis(500),
+        timeout,
         split_streams: false,
         env: &env,
         cwd: None,
@@ -386,5 +404,11 @@ all_cases!(container, labrun::notebook::BackendKind::Container, None);
 all_cases!(
     container_busybox,
     labrun::notebook::BackendKind::Container,
+    Some("busybox")
+);
+all_cases!(vm, labrun::notebook::BackendKind::Vm, None);
+all_cases!(
+    vm_busybox,
+    labrun::notebook::BackendKind::Vm,
     Some("busybox")
 );

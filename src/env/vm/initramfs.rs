@@ -25,7 +25,7 @@ const WANTED: [&str; 5] = [
 
 /// The initramfs for this labrun and `modules`, built into `cache_dir` unless already there.
 pub fn build(modules: Option<&Path>, cache_dir: &Path) -> io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
+    let exe = agent_binary()?;
     let stamp = |p: &Path| {
         fs::metadata(p).map_or(String::new(), |m| {
             format!("{}:{}:{}:{}", p.display(), m.len(), m.mtime(), m.ino())
@@ -46,6 +46,28 @@ pub fn build(modules: Option<&Path>, cache_dir: &Path) -> io::Result<PathBuf> {
     }
     fs::rename(&partial, &out)?;
     Ok(out)
+}
+
+/// The labrun binary to ship as the agent: `LABRUN_AGENT`, else this program when it is
+/// labrun, else the `labrun` beside it or one directory up (a test binary of cargo's).
+pub fn agent_binary() -> io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LABRUN_AGENT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    if exe.file_name().is_some_and(|n| n == "labrun") {
+        return Ok(exe);
+    }
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    [dir.join("labrun"), dir.join("../labrun")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "the vm's agent is the labrun binary, and {} is not labrun: set LABRUN_AGENT to                  labrun's path",
+                exe.display()
+            ))
+        })
 }
 
 fn write(exe: &Path, modules: Option<&Path>, to: &Path) -> io::Result<()> {
@@ -89,7 +111,9 @@ fn write(exe: &Path, modules: Option<&Path>, to: &Path) -> io::Result<()> {
 /// The agent's bytes without symbols and debug information (a debug build of labrun is a
 /// hundred megabytes of them), by binutils' `strip` where it is installed.
 fn stripped(exe: &Path, beside: &Path) -> io::Result<Vec<u8>> {
-    let out = beside.with_extension("agent");
+    let mut out = beside.as_os_str().to_owned();
+    out.push(".agent");
+    let out = PathBuf::from(out);
     let ok = Command::new("strip")
         .arg("-s")
         .arg("-o")
