@@ -88,6 +88,14 @@ impl CopyCell<'_> {
                 ));
             }
         }
+        if let Some(from) = self.machine_of(&step.from)
+            && self.plan.targets().nth(from).map(|t| t.backend) == Some(BackendKind::Vm)
+            && self.machine_of(&step.to) != Some(from)
+        {
+            return Ok(Err(
+                "copying files out of a vm machine is not supported yet (a copy cell can copy into one, and within it)".into(),
+            ));
+        }
         match (&step.from, &step.to) {
             (Place::Notebook(rel), Place::Machine { path, .. }) => {
                 let to = self.machine_of(&step.to).unwrap_or(self.planned.target);

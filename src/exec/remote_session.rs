@@ -15,11 +15,14 @@ use crate::outcome::CommandRun;
 /// How long past a batch's own timeouts labrun waits for the agent's answer.
 const ANSWER_GRACE: Duration = Duration::from_secs(30);
 
-/// The connection to a booted guest's agent, which has answered `Ready`.
+/// The connection to a guest's agent.
+#[derive(Debug)]
 pub struct Agent {
     pub stream: UnixStream,
     /// The process of the machine (qemu) on this one.
     pub pid: u32,
+    /// The machine's boot, to wait for before the first command.
+    pub booting: Option<crate::env::vm::boot::Booting>,
 }
 
 pub struct RemoteSession {
@@ -29,11 +32,17 @@ pub struct RemoteSession {
 }
 
 impl RemoteSession {
-    pub fn new(launch: ShellLaunch, agent: Agent) -> io::Result<RemoteSession> {
+    /// The session on a machine: waits for its boot first.
+    pub async fn start(launch: ShellLaunch, agent: Agent) -> io::Result<RemoteSession> {
         agent.stream.set_nonblocking(true)?;
+        let mut stream = tokio::net::UnixStream::from_std(agent.stream)?;
+        if let Some(booting) = &agent.booting {
+            crate::env::vm::boot::handshake(booting, &mut stream).await?;
+            crate::trace::mark("vm booted");
+        }
         Ok(RemoteSession {
             launch,
-            stream: tokio::net::UnixStream::from_std(agent.stream)?,
+            stream,
             pid: agent.pid,
         })
     }

@@ -501,6 +501,13 @@ impl CellContext<'_> {
             Err(m) => return Ok(Self::error(m)),
         };
         let mut notes = Vec::new();
+        if self.session.is_remote()
+            && let Some(kind) = needs_local_shell(&self.planned.kind, attrs)
+        {
+            return Ok(Self::error(format!(
+                "{kind} cells are not supported on the vm backend yet; run this notebook on the container backend"
+            )));
+        }
         match self.planned.kind.clone() {
             CellKind::Skipped { reason } => Ok((Verdict::Skipped { reason }, Vec::new(), notes)),
             CellKind::Copy { .. } => Ok(Self::error(
@@ -649,5 +656,16 @@ impl CellContext<'_> {
                 Ok((verdict, outcomes, notes))
             }
         }
+    }
+}
+
+/// The kinds of cell that need a shell on this machine (a terminal labrun owns, a process it
+/// watches), which a session in a virtual machine does not give.
+fn needs_local_shell(kind: &CellKind, attrs: &crate::notebook::Attrs) -> Option<&'static str> {
+    match kind {
+        CellKind::Interactive { .. } => Some("interactive"),
+        CellKind::Command { .. } if attrs.tty => Some("tty"),
+        CellKind::Command { .. } if attrs.background => Some("background (spawn and serve)"),
+        _ => None,
     }
 }

@@ -727,7 +727,9 @@ impl ShellSession {
     /// Starts the session's shell; a backend whose shell runs elsewhere hands over its agent.
     pub async fn start(launch: ShellLaunch) -> io::Result<ShellSession> {
         match launch.starter.take_agent() {
-            Some(agent) => Ok(ShellSession::Remote(RemoteSession::new(launch, agent?)?)),
+            Some(agent) => Ok(ShellSession::Remote(
+                RemoteSession::start(launch, agent?).await?,
+            )),
             None => Ok(ShellSession::Local(LocalSession::start(launch).await?)),
         }
     }

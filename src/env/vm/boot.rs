@@ -1,17 +1,20 @@
 //! Waiting for the guest: labrun sends `Hello` and waits for the agent's `Ready`, watching
 //! qemu all the while. A guest that panics, never boots or only floods its console ends in
-//! "vm failed to boot: ..." with its last console lines, within the boot timeout.
+//! "vm failed to boot: ..." with its last console lines, within the boot timeout. The wait
+//! is async (it runs when the session starts), so Ctrl-C during a boot ends it at once.
 
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
-use super::super::EnvError;
 use super::qemu::Machine;
 use super::wire::{self, FromGuest, Hello, ToGuest};
+
+/// How often labrun looks at qemu while it waits.
+const WATCH: Duration = Duration::from_millis(50);
 
 /// The boot timeout: `LABRUN_VM_BOOT_TIMEOUT` seconds, else 60 (TCG on a busy machine).
 pub fn timeout() -> Duration {
@@ -22,66 +25,89 @@ pub fn timeout() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs_f64)
 }
 
-fn failed(machine: &Machine, why: &str) -> EnvError {
-    let console = machine.last_console_lines();
+/// A machine started and not yet answering: what the handshake needs.
+#[derive(Debug)]
+pub struct Booting {
+    pub machine: Arc<Mutex<Machine>>,
+    pub hello: Hello,
+    pub limit: Duration,
+}
+
+fn failed(machine: &Mutex<Machine>, why: &str) -> io::Error {
+    let console = machine.lock().unwrap().last_console_lines();
     let console = if console.is_empty() {
         "(the console printed nothing)".to_string()
     } else {
         console
     };
-    EnvError::Other(format!(
+    io::Error::other(format!(
         "vm failed to boot: {why}\nthe last lines of its console:\n{console}"
     ))
 }
 
-/// Sends `hello` and waits for `Ready`; the stream, ready for the session.
-pub fn handshake(
-    machine: &mut Machine,
-    mut stream: UnixStream,
-    hello: &Hello,
-    limit: Duration,
-) -> Result<UnixStream, EnvError> {
-    let started = Instant::now();
-    wire::send(&mut stream, &ToGuest::Hello(Box::new(hello.clone())))
-        .map_err(|e| failed(machine, &format!("sending the agent its work: {e}")))?;
-    loop {
-        if let Ok(Some(status)) = machine.child.try_wait() {
+fn exited(machine: &Mutex<Machine>) -> Option<std::process::ExitStatus> {
+    machine.lock().unwrap().child.try_wait().ok().flatten()
+}
+
+/// Why the connection broke: most often qemu ended (a panic with `panic=-1`).
+async fn broken(machine: &Mutex<Machine>, e: &io::Error) -> String {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Some(status) = exited(machine) {
             // What it printed last may still be on its way to the console's reader.
-            std::thread::sleep(Duration::from_millis(50));
-            return Err(failed(machine, &format!("qemu exited ({status})")));
+            tokio::time::sleep(WATCH).await;
+            return format!("qemu exited ({status})");
         }
-        let left = limit.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            machine.kill();
-            return Err(failed(
-                machine,
-                &format!("no answer from the guest within {} s", limit.as_secs_f64()),
-            ));
-        }
-        let step = left.min(Duration::from_millis(50));
-        let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(
-            &mut fds,
-            PollTimeout::try_from(step).unwrap_or(PollTimeout::MAX),
-        )
-        .map_err(|e| EnvError::Other(format!("waiting for the vm: {e}")))?;
-        if ready == 0 {
-            continue;
-        }
-        stream.set_read_timeout(Some(left.max(Duration::from_millis(10))))?;
-        let answer: io::Result<FromGuest> = wire::receive(&mut stream);
-        stream.set_read_timeout(None)?;
-        return match answer {
-            Ok(FromGuest::Ready) => Ok(stream),
-            Ok(FromGuest::Failed(why)) => Err(failed(machine, &why)),
-            Ok(other) => Err(failed(machine, &format!("the agent answered {other:?}"))),
-            Err(e) => {
-                std::thread::sleep(Duration::from_millis(50));
-                Err(failed(
-                    machine,
-                    &format!("the agent's connection broke: {e}"),
-                ))
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    format!("the agent's connection broke: {e}")
+}
+
+async fn answer(stream: &mut UnixStream) -> io::Result<FromGuest> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let mut body = vec![0u8; wire::length(header)?];
+    stream.read_exact(&mut body).await?;
+    wire::parse(&body)
+}
+
+/// Sends `Hello` and waits for `Ready`.
+pub async fn handshake(booting: &Booting, stream: &mut UnixStream) -> io::Result<()> {
+    let machine = &booting.machine;
+    let hello = wire::frame(&ToGuest::Hello(Box::new(booting.hello.clone())));
+    if let Err(e) = stream.write_all(&hello).await {
+        let why = broken(machine, &e).await;
+        return Err(failed(machine, &why));
+    }
+    let deadline = tokio::time::Instant::now() + booting.limit;
+    let reply = answer(stream);
+    tokio::pin!(reply);
+    loop {
+        tokio::select! {
+            r = &mut reply => {
+                return match r {
+                    Ok(FromGuest::Ready) => Ok(()),
+                    Ok(FromGuest::Failed(why)) => Err(failed(machine, &why)),
+                    Ok(other) => Err(failed(machine, &format!("the agent answered {other:?}"))),
+                    Err(e) => {
+                        let why = broken(machine, &e).await;
+                        Err(failed(machine, &why))
+                    }
+                };
             }
-        };
+            _ = tokio::time::sleep(WATCH) => {
+                if let Some(status) = exited(machine) {
+                    tokio::time::sleep(WATCH).await;
+                    return Err(failed(machine, &format!("qemu exited ({status})")));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    machine.lock().unwrap().kill();
+                    return Err(failed(
+                        machine,
+                        &format!("no answer from the guest within {} s", booting.limit.as_secs_f64()),
+                    ));
+                }
+            }
+        }
     }
 }

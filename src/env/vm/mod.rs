@@ -10,12 +10,13 @@
 //!   mean the same on both backends.
 
 pub mod accel;
-mod boot;
+pub mod boot;
 pub mod cpio;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
+pub mod views;
 pub mod wire;
 
 use std::fs::File;
@@ -46,7 +47,7 @@ const DEFAULT_MEMORY: u64 = 512 << 20;
 
 /// What lives as long as the run: the machine first, then its directory and the layers.
 struct Guard {
-    _machine: qemu::Machine,
+    _machine: Arc<Mutex<qemu::Machine>>,
     _run: RunDir,
     _hold: Option<CacheHold>,
 }
@@ -61,7 +62,7 @@ impl super::EnvGuard for Guard {
 /// Hands the booted agent to the session, once.
 #[derive(Debug)]
 struct VmStarter {
-    agent: Mutex<Option<(UnixStream, u32)>>,
+    agent: Mutex<Option<Agent>>,
 }
 
 impl ShellStarter for VmStarter {
@@ -79,7 +80,7 @@ impl ShellStarter for VmStarter {
 
     fn take_agent(&self) -> Option<std::io::Result<Agent>> {
         Some(match self.agent.lock().unwrap().take() {
-            Some((stream, pid)) => Ok(Agent { stream, pid }),
+            Some(agent) => Ok(agent),
             None => Err(std::io::Error::other(
                 "the vm's session is already running (one session a machine)",
             )),
@@ -93,6 +94,8 @@ struct Shares {
     hello_layers: Vec<Share>,
     hello_host_dirs: Vec<Share>,
     host_links: Vec<(String, String)>,
+    /// This machine's top-level directories that are hidden as a whole: empty in the guest.
+    host_empty: Vec<String>,
     mounts: Vec<Share>,
     hidden: Vec<(PathBuf, bool)>,
 }
@@ -104,6 +107,7 @@ impl Shares {
             .into();
         self.devices.push(qemu::ShareDevice {
             tag: tag.clone(),
+            source: dir.to_path_buf(),
             dir: fd,
         });
         Ok(Share {
@@ -140,6 +144,7 @@ fn shares_for(spec: &EnvSpec, source: &RootSource, stage: &Path) -> Result<Share
         hello_layers: Vec::new(),
         hello_host_dirs: Vec::new(),
         host_links: Vec::new(),
+        host_empty: Vec::new(),
         mounts: Vec::new(),
         hidden: spec
             .hidden
@@ -151,7 +156,15 @@ fn shares_for(spec: &EnvSpec, source: &RootSource, stage: &Path) -> Result<Share
         RootSource::Layers(layers) => layers.clone(),
         RootSource::Host { hidden, layers } => {
             s.hidden = hidden.iter().map(|h| (h.path.clone(), h.is_dir)).collect();
-            let (dirs, links) = host_tops();
+            let (mut dirs, links) = host_tops();
+            // A directory hidden as a whole is not shared at all: the guest makes it empty.
+            dirs.retain(|d| {
+                let whole = hidden.iter().any(|h| h.is_dir && h.path == Path::new(d));
+                if whole {
+                    s.host_empty.push(d.clone());
+                }
+                !whole
+            });
             for (i, d) in dirs.iter().enumerate() {
                 let share = s.add(format!("h{i}"), Path::new(d), d)?;
                 s.hello_host_dirs.push(share);
@@ -222,6 +235,12 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let empty_file = run.path().join("empty");
     std::fs::write(&empty_file, "")?;
     let shares = shares_for(spec, &source, &stage)?;
+    let views = qemu::Views::new(
+        &shares.devices,
+        &shares.hidden,
+        &run.subdir("views", 0o700)?,
+        &empty_file,
+    )?;
     let (accel, why) = accel::choose();
     let (ours, theirs) = UnixStream::pair()?;
     let kernel_file = File::open(&bootable)
@@ -229,17 +248,18 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let initramfs_file = File::open(&initramfs)
         .map_err(|e| EnvError::Other(format!("{}: {e}", initramfs.display())))?;
     let theirs = OwnedFd::from(theirs);
-    let machine = qemu::start(&qemu::MachineSpec {
-        qemu: &qemu,
-        accel,
-        memory_mib: (memory + disk) / (1 << 20) + OVERHEAD_MIB,
-        kernel: &kernel_file,
-        initramfs: &initramfs_file,
-        agent: &theirs,
-        shares: &shares.devices,
-        hidden: &shares.hidden,
-        empty_file: &empty_file,
-    })
+    let machine = qemu::start(
+        &qemu::MachineSpec {
+            qemu: &qemu,
+            accel,
+            memory_mib: (memory + disk) / (1 << 20) + OVERHEAD_MIB,
+            kernel: &kernel_file,
+            initramfs: &initramfs_file,
+            agent: &theirs,
+            shares: &shares.devices,
+        },
+        views,
+    )
     .map_err(|e| EnvError::Other(format!("vm failed to start: {e}")))?;
     drop(theirs);
     crate::trace::mark("qemu started");
@@ -250,6 +270,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         layers: shares.hello_layers,
         host_dirs: shares.hello_host_dirs,
         host_links: shares.host_links,
+        host_empty: shares.host_empty,
         mounts: shares.mounts,
         disk,
         hostname: spec.hostname.clone(),
@@ -257,11 +278,9 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         shell: shell.clone(),
         env: env.clone(),
     };
-    let mut machine = machine;
-    let ours = boot::handshake(&mut machine, ours, &hello, boot::timeout())?;
-    crate::trace::mark("vm booted");
-    warnings.insert(0, format!("vm: {} ({why})", accel.name()));
     let pid = machine.child.id();
+    let machine = Arc::new(Mutex::new(machine));
+    warnings.insert(0, format!("vm: {} ({why})", accel.name()));
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
         args: Vec::new(),
@@ -271,7 +290,15 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         control_dir_inside: STAGE_DIR.into(),
         workdir_inside: workdir,
         starter: Arc::new(VmStarter {
-            agent: Mutex::new(Some((ours, pid))),
+            agent: Mutex::new(Some(Agent {
+                stream: ours,
+                pid,
+                booting: Some(boot::Booting {
+                    machine: machine.clone(),
+                    hello,
+                    limit: boot::timeout(),
+                }),
+            })),
         }),
     };
     Ok(Environment {

@@ -1,10 +1,9 @@
 //! qemu itself: finding it, its command line (a microvm with the kernel booted directly, one
-//! virtio-serial port for the agent, one 9p device a share), and its process: started in a
-//! mount namespace of its own where the paths the lab must not see are covered, so that not
-//! even the guest's root can reach them through a share; killed with labrun.
+//! virtio-serial port for the agent, one 9p device a share, every file an inherited
+//! descriptor), and its process: started with the shares' [`Views`] applied, killed with
+//! labrun.
 
 use std::collections::VecDeque;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -15,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use super::accel::Accel;
 use super::kernel::INSTALLED;
+pub use super::views::Views;
 
 /// How many console lines labrun keeps to show when a boot fails.
 const CONSOLE_LINES: usize = 30;
@@ -61,6 +61,7 @@ pub fn find() -> Result<Qemu, String> {
 #[derive(Debug)]
 pub struct ShareDevice {
     pub tag: String,
+    pub source: PathBuf,
     pub dir: OwnedFd,
 }
 
@@ -74,10 +75,6 @@ pub struct MachineSpec<'a> {
     /// qemu's end of the agent's connection.
     pub agent: &'a OwnedFd,
     pub shares: &'a [ShareDevice],
-    /// Paths covered in qemu's mount namespace: (path, is a directory).
-    pub hidden: &'a [(PathBuf, bool)],
-    /// An empty file to cover hidden files with.
-    pub empty_file: &'a Path,
 }
 
 /// The kernel's command line: the console on the serial port, the clock told rather than
@@ -90,6 +87,15 @@ const KERNEL_ARGS: &str = "console=ttyS0 quiet loglevel=4 tsc_early_khz=2000000 
 /// qemu's namespace).
 fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The kernel's command line, with `LABRUN_VM_APPEND`'s words after labrun's own (to debug a
+/// guest: `initcall_debug`, say).
+fn kernel_args() -> String {
+    match std::env::var("LABRUN_VM_APPEND") {
+        Ok(extra) if !extra.trim().is_empty() => format!("{KERNEL_ARGS} {}", extra.trim()),
+        _ => KERNEL_ARGS.to_string(),
+    }
 }
 
 fn args(m: &MachineSpec) -> Vec<String> {
@@ -120,7 +126,7 @@ fn args(m: &MachineSpec) -> Vec<String> {
         "-initrd",
         &fd_path(m.initramfs),
         "-append",
-        KERNEL_ARGS,
+        &kernel_args(),
         "-device",
         "virtio-serial-device",
         "-chardev",
@@ -143,6 +149,7 @@ fn args(m: &MachineSpec) -> Vec<String> {
 }
 
 /// A running qemu and the last lines of its console.
+#[derive(Debug)]
 pub struct Machine {
     pub child: Child,
     pub console: Arc<Mutex<VecDeque<String>>>,
@@ -168,8 +175,8 @@ impl Drop for Machine {
 
 /// Starts qemu. Its console is read by a thread of its own into a short ring of lines, so a
 /// guest flooding it never blocks and never costs more than those lines.
-pub fn start(m: &MachineSpec) -> io::Result<Machine> {
-    let covers = Covers::new(m.hidden, m.empty_file)?;
+/// `views` are applied in qemu's process before it runs.
+pub fn start(m: &MachineSpec, views: Views) -> io::Result<Machine> {
     let mut inherited: Vec<i32> = vec![
         m.kernel.as_raw_fd(),
         m.initramfs.as_raw_fd(),
@@ -193,7 +200,7 @@ pub fn start(m: &MachineSpec) -> io::Result<Machine> {
                     return Err(io::Error::last_os_error());
                 }
             }
-            covers.apply()
+            views.apply()
         });
     }
     let mut child = cmd
@@ -239,106 +246,4 @@ fn keep_lines(stream: Box<dyn io::Read + Send>, console: &Mutex<VecDeque<String>
         }
         lines.push_back(line);
     }
-}
-
-/// The mounts that cover hidden paths in qemu's own mount namespace, prepared before the
-/// fork.
-struct Covers {
-    paths: Vec<(CString, bool)>,
-    empty_file: CString,
-    /// Rootless: a user namespace first, mapping the caller to itself.
-    maps: Option<(CString, CString)>,
-}
-
-impl Covers {
-    fn new(hidden: &[(PathBuf, bool)], empty_file: &Path) -> io::Result<Covers> {
-        let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other);
-        let uid = nix::unistd::getuid().as_raw();
-        let gid = nix::unistd::getgid().as_raw();
-        Ok(Covers {
-            paths: hidden
-                .iter()
-                .map(|(p, dir)| Ok((c(p)?, *dir)))
-                .collect::<io::Result<_>>()?,
-            empty_file: c(empty_file)?,
-            maps: (uid != 0).then(|| {
-                (
-                    CString::new(format!("{uid} {uid} 1")).unwrap(),
-                    CString::new(format!("{gid} {gid} 1")).unwrap(),
-                )
-            }),
-        })
-    }
-
-    /// In the child, before exec: only system calls.
-    fn apply(&self) -> io::Result<()> {
-        if self.paths.is_empty() {
-            return Ok(());
-        }
-        let check = |r: libc::c_int| {
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        };
-        // SAFETY: system calls on NUL-terminated strings prepared before the fork.
-        unsafe {
-            match &self.maps {
-                None => check(libc::unshare(libc::CLONE_NEWNS))?,
-                Some((uid_map, gid_map)) => {
-                    check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS))?;
-                    write_file(c"/proc/self/setgroups", b"deny")?;
-                    write_file(c"/proc/self/uid_map", uid_map.as_bytes())?;
-                    write_file(c"/proc/self/gid_map", gid_map.as_bytes())?;
-                }
-            }
-            check(libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
-            for (path, is_dir) in &self.paths {
-                let r = if *is_dir {
-                    libc::mount(
-                        c"hidden".as_ptr(),
-                        path.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
-                        c"size=4k,mode=755".as_ptr().cast(),
-                    )
-                } else {
-                    libc::mount(
-                        self.empty_file.as_ptr(),
-                        path.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND,
-                        std::ptr::null(),
-                    )
-                };
-                check(r)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// # Safety
-/// Only system calls: callable between fork and exec.
-unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
-    // SAFETY: as the function's contract says.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = libc::write(fd, data.as_ptr().cast(), data.len());
-        libc::close(fd);
-        if n != data.len() as isize {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

@@ -34,6 +34,8 @@ pub struct Hello {
     pub host_dirs: Vec<Share>,
     /// Symbolic links at the top of this machine's root (`/bin -> usr/bin`), for `host`.
     pub host_links: Vec<(String, String)>,
+    /// This machine's directories hidden as a whole (`/root`, `/tmp`): made empty, for `host`.
+    pub host_empty: Vec<String>,
     /// Read-only shares mounted after the root is built (notebook, submission, stage).
     pub mounts: Vec<Share>,
     /// Size of the writable layer (a tmpfs), in bytes.

@@ -111,6 +111,17 @@ pub fn build(hello: &Hello) -> Result<(), String> {
             lowers.push(at);
             overlay(&lowers, &rw.join(format!("dir{i}")), &root.join(rel))?;
         }
+        for dir in &hello.host_empty {
+            let at = root.join(dir.trim_start_matches('/'));
+            mkdirs(&at)?;
+            let mode = match dir.as_str() {
+                "/tmp" | "/var/tmp" => 0o1777,
+                "/root" => 0o700,
+                _ => 0o755,
+            };
+            fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(|e| format!("{}: {e}", at.display()))?;
+        }
         for (name, target) in &hello.host_links {
             let link = root.join(name.trim_start_matches('/'));
             if fs::symlink_metadata(&link).is_err() {

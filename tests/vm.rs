@@ -1,0 +1,234 @@
+//! The vm backend end to end: real qemu guests (TCG here) booted from the Debian kernel that
+//! scripts/install-vm.sh unpacks, with labrun's agent inside. What a notebook means is the
+//! same on both backends; a guest that fails to boot is named with its console; nothing of a
+//! machine outlives labrun.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Lab, Ran, wait_until};
+
+/// The qemu processes whose parent is `pid`.
+fn machines_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let ppid = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<u32>().ok());
+            let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap_or_default();
+            ppid == Some(pid) && exe.to_string_lossy().contains("qemu-system")
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+const PORTABLE: &str = r#"
+```console
+$ echo "$HOME $LANG $TZ $PWD"
+/root C.UTF-8 UTC /lab
+$ hostname
+portable
+$ cat /etc/motd
+set up once
+$ ls /lab/.notebook
+portable.md
+$ echo made > here.txt && cat here.txt
+made
+```
+"#;
+
+#[test]
+fn a_notebook_means_the_same_on_the_vm_and_container_backends() {
+    let lab = Lab::new();
+    lab.write(
+        "portable.md",
+        &format!(
+            "---\nlabrun:\n  image: busybox\n  setup:\n    - echo 'set up once' > /etc/motd\n---\n{PORTABLE}"
+        ),
+    );
+    for backend in ["container", "vm"] {
+        let ran = lab.run(&["--backend", backend, "portable.md"]);
+        ran.status(0).stdout_has("1 passed");
+    }
+    let ran = lab.run(&["--backend", "vm", "portable.md"]);
+    ran.status(0).stdout_has("vm: tcg");
+}
+
+#[test]
+fn the_guest_runs_its_own_kernel_with_the_agent_as_init() {
+    let lab = Lab::new();
+    lab.write(
+        "kernel.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', exit: any}\nuname -r; cat /proc/1/comm; grep -c . /proc/modules\n```\n",
+    );
+    let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let ran = lab.run(&["--format", "json", "kernel.md"]);
+    ran.status(0);
+    let report = common::Report::of(&ran);
+    let out = report.output("cell-1");
+    let mut lines = out.lines();
+    let release = lines.next().unwrap();
+    assert_ne!(
+        release,
+        host_release.trim(),
+        "the guest's kernel is not this machine's"
+    );
+    assert!(release.contains("amd64"), "{out}");
+    assert_eq!(lines.next(), Some("init"));
+    let modules: u32 = lines.next().unwrap().parse().unwrap();
+    assert!(modules >= 5, "virtio, 9p and overlay modules loaded: {out}");
+}
+
+#[test]
+fn the_host_image_hides_secrets_even_from_the_guests_root() {
+    let lab = Lab::new_visible();
+    lab.write("expected-output/secret.md/cell-1.out", "the answer\n");
+    lab.write(
+        "secret.md",
+        r#"---
+labrun:
+  backend: vm
+---
+
+```bash | {type: 'command', exit: any}
+wc -c < /etc/shadow; ls -A /root | wc -l
+# Every share the machine has, mounted again by the guest's root: still covered.
+mkdir -p /mnt/s
+for t in $(seq 0 40) notebook; do mkdir -p /mnt/s/$t; mount -t 9p -o trans=virtio,version=9p2000.L h$t /mnt/s/$t 2>/dev/null || mount -t 9p -o trans=virtio,version=9p2000.L $t /mnt/s/$t 2>/dev/null; done
+grep -rl "the answer" /mnt/s 2>/dev/null | head -1; find /mnt/s -name shadow -size +0 2>/dev/null | head -1; echo end
+```
+"#,
+    );
+    let ran = lab.run(&["--format", "json", "--timeout", "60", "secret.md"]);
+    let report = common::Report::of(&ran);
+    assert_eq!(report.output("cell-1"), "0\n0\nend\n", "{}", report.text);
+}
+
+#[test]
+fn a_guest_that_panics_is_named_with_its_console() {
+    let lab = Lab::new();
+    lab.write(
+        "panic.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', exit: any}\ntrue\n```\n",
+    );
+    let started = Instant::now();
+    let ran = lab.run_env(
+        &["panic.md"],
+        &[("LABRUN_VM_APPEND", "rdinit=/no-such-init")],
+    );
+    ran.status(3)
+        .stderr_has("vm failed to boot: qemu exited")
+        .stderr_has("the last lines of its console")
+        .stderr_has("Kernel panic");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_guest_that_never_answers_fails_within_the_boot_timeout() {
+    let lab = Lab::new();
+    lab.write(
+        "slow.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', exit: any}\ntrue\n```\n",
+    );
+    let started = Instant::now();
+    let ran = lab.run_env(&["slow.md"], &[("LABRUN_VM_BOOT_TIMEOUT", "0.5")]);
+    ran.status(3)
+        .stderr_has("vm failed to boot: no answer from the guest within 0.5 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_missing_kernel_says_how_to_get_one() {
+    let lab = Lab::new();
+    lab.write(
+        "nokernel.md",
+        "---\nlabrun:\n  backend: vm\n  kernel: ./vmlinuz-none\n---\n\n```bash | {type: 'command', exit: any}\ntrue\n```\n",
+    );
+    let ran = lab.run(&["nokernel.md"]);
+    ran.status(3)
+        .stderr_has("vmlinuz-none does not exist")
+        .stderr_has("install-vm.sh");
+}
+
+#[test]
+fn a_flooded_console_costs_the_lab_nothing() {
+    let lab = Lab::new();
+    lab.write(
+        "flood.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', exit: any}\n(yes flooding-the-console > /dev/console &) ; sleep 2; echo flooded\n```\n\n```bash | {type: 'command', exit: any}\necho still answering\n```\n",
+    );
+    let ran = lab.run(&["flood.md"]);
+    ran.status(0).stdout_has("2 passed");
+}
+
+#[test]
+fn cells_that_need_a_local_shell_are_refused_clearly() {
+    let lab = Lab::new();
+    lab.write(
+        "tty.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', tty: true}\ntty\n```\n\n```bash | {type: 'command', exit: any}\necho after\n```\n",
+    );
+    let ran = lab.run(&["tty.md"]);
+    ran.status(1)
+        .stdout_has("tty cells are not supported on the vm backend yet")
+        .stdout_has("1 passed, 1 failed");
+}
+
+/// Starts a long vm notebook and waits until its machine runs.
+fn started_machine(lab: &Lab) -> (std::process::Child, u32) {
+    lab.write(
+        "long.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', exit: any}\nsleep 300\n```\n",
+    );
+    let child = lab.spawn(&["--timeout", "400", "long.md"], &[]);
+    let pid = child.id();
+    let mut machine = None;
+    assert!(
+        wait_until(60.0, || {
+            machine = machines_of(pid).first().copied();
+            machine.is_some()
+        }),
+        "labrun starts qemu"
+    );
+    (child, machine.unwrap())
+}
+
+#[test]
+fn killing_labrun_stops_its_machine() {
+    let lab = Lab::new();
+    let (mut child, machine) = started_machine(&lab);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(wait_until(5.0, || !alive(machine)), "qemu dies with labrun");
+}
+
+#[test]
+fn ctrl_c_exits_130_and_stops_its_machine() {
+    let lab = Lab::new();
+    let (mut child, machine) = started_machine(&lab);
+    // Past the boot, into the cell.
+    std::thread::sleep(Duration::from_secs(8));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let ran = Ran::from(out);
+    assert_eq!(ran.status, 130, "{}{}", ran.stdout, ran.stderr);
+    assert!(wait_until(5.0, || !alive(machine)), "no qemu is left");
+}
