@@ -219,7 +219,7 @@ fn killing_labrun_stops_its_machine() {
 #[test]
 fn ctrl_c_exits_130_and_stops_its_machine() {
     let lab = Lab::new();
-    let (mut child, machine) = started_machine(&lab);
+    let (child, machine) = started_machine(&lab);
     // Past the boot, into the cell.
     std::thread::sleep(Duration::from_secs(8));
     nix::sys::signal::kill(
