@@ -16,6 +16,14 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 chmod 755 "$work" # apt's _apt user downloads into it
 
+# apt-get download, after an update of the package lists when they are missing or stale.
+download() {
+    apt-get download -q "$@" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get download -q "$@" >/dev/null; }
+}
+
+# The package lists, for apt-cache below.
+apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -q >/dev/null
+
 have_qemu() {
     command -v qemu-system-x86_64 >/dev/null || [ -x "$dest/qemu/usr/bin/qemu-system-x86_64" ]
 }
@@ -23,7 +31,7 @@ have_qemu() {
 if ! have_qemu; then
     if [ ! -x "$dest/qemu/usr/bin/qemu-system-x86_64" ]; then
         echo "install-vm: unpacking Debian's qemu-system-x86 under $dest/qemu"
-        apt-get download -q qemu-system-x86 qemu-system-common qemu-system-data seabios >/dev/null
+        download qemu-system-x86 qemu-system-common qemu-system-data seabios
         # Its shared libraries, from its own Depends line (the qemu packages themselves aside).
         deps=$(dpkg-deb -f qemu-system-x86_*.deb Depends | tr ',' '\n' |
             sed 's/(.*)//; s/|.*//; s/ //g' | grep -vE '^(qemu-|seabios|ipxe-qemu)' | sort -u)
@@ -44,7 +52,7 @@ fi
 if ! ls "$dest"/boot/vmlinuz-* >/dev/null 2>&1; then
     pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
     echo "install-vm: unpacking $pkg under $dest"
-    apt-get download -q "$pkg" >/dev/null
+    download "$pkg"
     rm -rf "$dest/kernel.new"
     dpkg-deb -x ./"$pkg"_*.deb "$dest/kernel.new"
     mkdir -p "$dest/boot" "$dest/lib/modules"
@@ -55,4 +63,11 @@ if ! ls "$dest"/boot/vmlinuz-* >/dev/null 2>&1; then
     mv "$dest/boot/vmlinuz-$version.part" "$dest/boot/vmlinuz-$version"
     rm -rf "$dest/kernel.new"
 fi
+# modules.dep, so that modprobe finds a module and what it needs in the guest.
+for dir in "$dest"/lib/modules/*; do
+    if [ ! -s "$dir/modules.dep" ]; then
+        command -v depmod >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kmod >/dev/null
+        depmod -b "$dest" "$(basename "$dir")"
+    fi
+done
 echo "install-vm: qemu $(command -v qemu-system-x86_64 || echo "$dest/qemu/usr/bin/qemu-system-x86_64"), kernel $(ls "$dest"/boot/vmlinuz-*)"

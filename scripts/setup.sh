@@ -21,10 +21,16 @@ cargo_bin_on_path
 #                 (tests/registry.rs) and bench/pull.sh run a real registry on 127.0.0.1
 # slurmctld, slurmd, slurm-client, munge: tests/slurm.rs and bench/slurm.sh start a real
 #                 single-node Slurm cluster (`grade --slurm`)
+# cpio:           reads back the vm backend's initramfs in a unit test
+# binutils:       strip, which keeps the vm's agent (labrun itself) small in its initramfs
 # (bench/container.sh installs the container runtimes it compares labrun with.)
 apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
     gcc libc6-dev python3 iproute2 docker-registry umoci skopeo openssl apache2-utils \
-    slurmctld slurmd slurm-client munge
+    slurmctld slurmd slurm-client munge cpio binutils
+
+# The vm backend: qemu and a Debian kernel under /usr/local/lib/labrun/vm.
+step "scripts/install-vm.sh"
+as_root scripts/install-vm.sh
 
 # Toolchain components used by .ci/run.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

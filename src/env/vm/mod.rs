@@ -138,7 +138,12 @@ fn host_tops() -> (Vec<String>, Vec<(String, String)>) {
     (dirs, links)
 }
 
-fn shares_for(spec: &EnvSpec, source: &RootSource, stage: &Path) -> Result<Shares, EnvError> {
+fn shares_for(
+    spec: &EnvSpec,
+    source: &RootSource,
+    stage: &Path,
+    modules: Option<&Path>,
+) -> Result<Shares, EnvError> {
     let mut s = Shares {
         devices: Vec::new(),
         hello_layers: Vec::new(),
@@ -185,6 +190,14 @@ fn shares_for(spec: &EnvSpec, source: &RootSource, stage: &Path) -> Result<Share
     }
     let share = s.add("stage".into(), stage, STAGE_DIR)?;
     s.mounts.push(share);
+    // The kernel's own modules where its tools look for them, so a lab can load one.
+    if let Some(dir) = modules
+        && let Some(version) = dir.file_name()
+    {
+        let target = format!("/lib/modules/{}", version.to_string_lossy());
+        let share = s.add("modules".into(), dir, &target)?;
+        s.mounts.push(share);
+    }
     s.hidden.retain(|(p, _)| p.exists());
     Ok(s)
 }
@@ -234,7 +247,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let stage = run.subdir("stage", 0o755)?;
     let empty_file = run.path().join("empty");
     std::fs::write(&empty_file, "")?;
-    let shares = shares_for(spec, &source, &stage)?;
+    let shares = shares_for(spec, &source, &stage, kernel.modules.as_deref())?;
     let views = qemu::Views::new(
         &shares.devices,
         &shares.hidden,
