@@ -152,6 +152,32 @@ fn a_guest_that_never_answers_fails_within_the_boot_timeout() {
 }
 
 #[test]
+fn a_guest_flooding_its_console_while_booting_shows_only_its_last_lines() {
+    let lab = Lab::new();
+    lab.write(
+        "noisy.md",
+        "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command'}\ntrue\n```\n",
+    );
+    // Every initcall printed, and the agent never reached in time.
+    let ran = lab.run_env(
+        &["noisy.md"],
+        &[
+            ("LABRUN_VM_APPEND", "initcall_debug ignore_loglevel"),
+            ("LABRUN_VM_BOOT_TIMEOUT", "3"),
+        ],
+    );
+    ran.status(3)
+        .stderr_has("vm failed to boot: no answer from the guest within 3 s")
+        .stderr_has("initcall");
+    let console = ran
+        .stderr
+        .split("the last lines of its console:\n")
+        .nth(1)
+        .unwrap();
+    assert!(console.lines().count() <= 30, "{console}");
+}
+
+#[test]
 fn a_missing_kernel_says_how_to_get_one() {
     let lab = Lab::new();
     lab.write(
