@@ -64,6 +64,91 @@ fn a_notebook_means_the_same_on_the_vm_and_container_backends() {
     ran.status(0).stdout_has("vm: tcg");
 }
 
+const WARM: &str = "---\nlabrun:\n  backend: vm\n  image: busybox\n---\n\n```bash | {type: 'command', exit: any}\nhead -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s\n```\n";
+
+/// The random bytes and the clock a run's guest printed (see `WARM`).
+fn random_and_clock(ran: &Ran) -> (String, i64) {
+    let report = common::Report::of(ran);
+    let out = report.output("cell-1");
+    let mut lines = out.lines();
+    let random = lines.next().unwrap_or_default().to_string();
+    let clock = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    (random, clock)
+}
+
+#[test]
+fn a_second_run_starts_warm_from_a_snapshot_with_its_own_clock_and_randomness() {
+    let lab = Lab::new();
+    lab.write("warm.md", WARM);
+    // A cache of the test's own: the first run boots and saves, the next ones restore.
+    let cache = lab.path("cache");
+    let env = [("LABRUN_CACHE", cache.to_str().unwrap())];
+    let first = lab.run_env(&["--format", "json", "warm.md"], &env);
+    first.status(0);
+    assert!(
+        first.stderr.contains("booted") || first.stdout.contains("booted"),
+        "{}",
+        first.stdout
+    );
+    let saved: Vec<_> = std::fs::read_dir(cache.join("vm"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .collect();
+    assert_eq!(saved.len(), 1, "one snapshot for one shape of machine");
+    let second = lab.run_env(&["--format", "json", "warm.md"], &env);
+    let third = lab.run_env(&["--format", "json", "warm.md"], &env);
+    for ran in [&second, &third] {
+        ran.status(0);
+        assert!(
+            common::Report::of(ran)
+                .text
+                .contains("restored from a snapshot"),
+            "{}",
+            ran.stdout
+        );
+    }
+    let (r2, c2) = random_and_clock(&second);
+    let (r3, c3) = random_and_clock(&third);
+    assert_eq!(r2.len(), 32, "{r2}");
+    assert_ne!(
+        r2, r3,
+        "guests of one snapshot do not share a random stream"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for c in [c2, c3] {
+        assert!(
+            (now - c).abs() < 120,
+            "the guest's clock is this machine's: {c} vs {now}"
+        );
+    }
+    // A snapshot that does not restore is dropped, and the run boots afresh.
+    std::fs::write(saved[0].path(), b"not a guest").unwrap();
+    let fourth = lab.run_env(&["--format", "json", "warm.md"], &env);
+    fourth.status(0);
+    assert!(
+        !common::Report::of(&fourth)
+            .text
+            .contains("restored from a snapshot"),
+        "{}",
+        fourth.stdout
+    );
+    // And warm starts can be turned off.
+    let cold = lab.run_env(
+        &["--format", "json", "warm.md"],
+        &[env[0], ("LABRUN_VM_SNAPSHOT", "0")],
+    );
+    cold.status(0);
+    assert!(
+        !common::Report::of(&cold).text.contains("restored"),
+        "{}",
+        cold.stdout
+    );
+}
+
 #[test]
 fn the_guest_runs_its_own_kernel_with_the_agent_as_init() {
     let lab = Lab::new();

@@ -36,8 +36,8 @@ impl RemoteSession {
     pub async fn start(launch: ShellLaunch, agent: Agent) -> io::Result<RemoteSession> {
         agent.stream.set_nonblocking(true)?;
         let mut stream = tokio::net::UnixStream::from_std(agent.stream)?;
-        if let Some(booting) = &agent.booting {
-            crate::env::vm::boot::handshake(booting, &mut stream).await?;
+        if let Some(mut booting) = agent.booting {
+            crate::env::vm::boot::handshake(&mut booting, &mut stream).await?;
             crate::trace::mark("vm booted");
         }
         Ok(RemoteSession {

@@ -11,7 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::qemu::Machine;
+use super::qmp::Qmp;
 use super::wire::{self, FromGuest, Hello, ToGuest};
+use std::path::PathBuf;
 
 /// How often labrun looks at qemu while it waits.
 const WATCH: Duration = Duration::from_millis(50);
@@ -26,11 +28,23 @@ pub fn timeout() -> Duration {
 }
 
 /// A machine started and not yet answering: what the handshake needs.
-#[derive(Debug)]
 pub struct Booting {
     pub machine: Arc<Mutex<Machine>>,
     pub hello: Hello,
     pub limit: Duration,
+    /// Restored from a snapshot: its agent said `Booted` before the snapshot was taken.
+    pub restored: bool,
+    /// A cold boot to save, once its agent says `Booted`, for the runs after it.
+    pub save_to: Option<(Qmp, PathBuf)>,
+}
+
+impl std::fmt::Debug for Booting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booting")
+            .field("restored", &self.restored)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 fn failed(machine: &Mutex<Machine>, why: &str) -> io::Error {
@@ -71,24 +85,57 @@ async fn answer(stream: &mut UnixStream) -> io::Result<FromGuest> {
     wire::parse(&body)
 }
 
-/// Sends `Hello` and waits for `Ready`.
-pub async fn handshake(booting: &Booting, stream: &mut UnixStream) -> io::Result<()> {
-    let machine = &booting.machine;
-    let hello = wire::frame(&ToGuest::Hello(Box::new(booting.hello.clone())));
-    if let Err(e) = stream.write_all(&hello).await {
-        let why = broken(machine, &e).await;
-        return Err(failed(machine, &why));
-    }
+/// Waits for `Booted` (unless restored), saves the guest when asked, sends `Hello` with this
+/// machine's clock and fresh randomness, and waits for `Ready`.
+pub async fn handshake(booting: &mut Booting, stream: &mut UnixStream) -> io::Result<()> {
     let deadline = tokio::time::Instant::now() + booting.limit;
+    let machine = booting.machine.clone();
+    if !booting.restored {
+        match next(&machine, stream, deadline, booting.limit).await? {
+            FromGuest::Booted => {}
+            other => return Err(failed(&machine, &format!("the agent answered {other:?}"))),
+        }
+        if let Some((mut qmp, path)) = booting.save_to.take() {
+            // A run that cannot save still runs; the next one boots afresh.
+            match super::snapshot::save(&mut qmp, &path) {
+                Ok(()) => crate::trace::mark("vm saved for warm starts"),
+                Err(e) => crate::trace::mark(&format!("vm not saved: {e}")),
+            }
+        }
+    }
+    let mut hello = booting.hello.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hello.now = (now.as_secs() as i64, i64::from(now.subsec_nanos()));
+    hello.seed = vec![0u8; 32];
+    getrandom::fill(&mut hello.seed).map_err(|e| io::Error::other(e.to_string()))?;
+    let hello = wire::frame(&ToGuest::Hello(Box::new(hello)));
+    if let Err(e) = stream.write_all(&hello).await {
+        let why = broken(&machine, &e).await;
+        return Err(failed(&machine, &why));
+    }
+    match next(&machine, stream, deadline, booting.limit).await? {
+        FromGuest::Ready => Ok(()),
+        FromGuest::Failed(why) => Err(failed(&machine, &why)),
+        other => Err(failed(&machine, &format!("the agent answered {other:?}"))),
+    }
+}
+
+/// The agent's next message, watching qemu until the boot's deadline.
+async fn next(
+    machine: &Mutex<Machine>,
+    stream: &mut UnixStream,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+) -> io::Result<FromGuest> {
     let reply = answer(stream);
     tokio::pin!(reply);
     loop {
         tokio::select! {
             r = &mut reply => {
                 return match r {
-                    Ok(FromGuest::Ready) => Ok(()),
-                    Ok(FromGuest::Failed(why)) => Err(failed(machine, &why)),
-                    Ok(other) => Err(failed(machine, &format!("the agent answered {other:?}"))),
+                    Ok(message) => Ok(message),
                     Err(e) => {
                         let why = broken(machine, &e).await;
                         Err(failed(machine, &why))
@@ -104,7 +151,7 @@ pub async fn handshake(booting: &Booting, stream: &mut UnixStream) -> io::Result
                     machine.lock().unwrap().kill();
                     return Err(failed(
                         machine,
-                        &format!("no answer from the guest within {} s", booting.limit.as_secs_f64()),
+                        &format!("no answer from the guest within {} s", limit.as_secs_f64()),
                     ));
                 }
             }

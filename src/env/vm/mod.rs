@@ -15,13 +15,15 @@ pub mod cpio;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+mod launch;
 pub mod qemu;
+mod qmp;
+pub mod snapshot;
 pub mod views;
 pub mod wire;
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -248,34 +250,39 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let empty_file = run.path().join("empty");
     std::fs::write(&empty_file, "")?;
     let shares = shares_for(spec, &source, &stage, kernel.modules.as_deref())?;
-    let views = qemu::Views::new(
-        &shares.devices,
-        &shares.hidden,
-        &run.subdir("views", 0o700)?,
-        &empty_file,
-    )?;
     let (accel, why) = accel::choose();
-    let (ours, theirs) = UnixStream::pair()?;
-    let kernel_file = File::open(&bootable)
-        .map_err(|e| EnvError::Other(format!("{}: {e}", bootable.display())))?;
-    let initramfs_file = File::open(&initramfs)
-        .map_err(|e| EnvError::Other(format!("{}: {e}", initramfs.display())))?;
-    let theirs = OwnedFd::from(theirs);
-    let machine = qemu::start(
-        &qemu::MachineSpec {
-            qemu: &qemu,
-            accel,
-            memory_mib: (memory + disk) / (1 << 20) + OVERHEAD_MIB,
-            kernel: &kernel_file,
-            initramfs: &initramfs_file,
-            agent: &theirs,
-            shares: &shares.devices,
-        },
-        views,
-    )
-    .map_err(|e| EnvError::Other(format!("vm failed to start: {e}")))?;
-    drop(theirs);
+    let memory_mib = (memory + disk) / (1 << 20) + OVERHEAD_MIB;
+    // A snapshot fits a machine of exactly this shape.
+    let tags: Vec<&str> = shares.devices.iter().map(|d| d.tag.as_str()).collect();
+    let shape = [
+        snapshot::stamp(&qemu.binary),
+        snapshot::stamp(&bootable),
+        snapshot::stamp(&initramfs),
+        memory_mib.to_string(),
+        tags.join(","),
+        accel.name().to_string(),
+        qemu::kernel_args(),
+    ];
+    let shape: Vec<&str> = shape.iter().map(String::as_str).collect();
+    let started = launch::start(&launch::Plan {
+        qemu: &qemu,
+        accel,
+        memory_mib,
+        kernel: &bootable,
+        initramfs: &initramfs,
+        shares: &shares.devices,
+        hidden: &shares.hidden,
+        views_dir: &run.subdir("views", 0o700)?,
+        empty_file: &empty_file,
+        snapshot: snapshot::enabled().then(|| snapshot::path_for(&vm_cache, &shape)),
+    })?;
     crate::trace::mark("qemu started");
+    let launch::Started {
+        machine,
+        agent: ours,
+        restored,
+        save_to,
+    } = started;
 
     let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
     let env = shell_env(spec);
@@ -290,10 +297,17 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         workdir: workdir.clone(),
         shell: shell.clone(),
         env: env.clone(),
+        now: (0, 0),
+        seed: Vec::new(),
     };
     let pid = machine.child.id();
     let machine = Arc::new(Mutex::new(machine));
-    warnings.insert(0, format!("vm: {} ({why})", accel.name()));
+    let start = if restored {
+        "restored from a snapshot"
+    } else {
+        "booted"
+    };
+    warnings.insert(0, format!("vm: {}, {start} ({why})", accel.name()));
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
         args: Vec::new(),
@@ -310,6 +324,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
                     machine: machine.clone(),
                     hello,
                     limit: boot::timeout(),
+                    restored,
+                    save_to,
                 }),
             })),
         }),

@@ -74,13 +74,17 @@ pub struct MachineSpec<'a> {
     pub initramfs: &'a File,
     /// qemu's end of the agent's connection.
     pub agent: &'a OwnedFd,
+    /// qemu's end of its monitor (QMP).
+    pub monitor: &'a OwnedFd,
+    /// A saved guest to restore instead of booting (`-incoming`).
+    pub incoming: Option<&'a File>,
     pub shares: &'a [ShareDevice],
 }
 
 /// The kernel's command line: the console on the serial port, the clock told rather than
 /// measured (without it a microvm hangs in about one boot of ten under TCG), a panic ending
 /// the machine at once.
-const KERNEL_ARGS: &str = "console=ttyS0 quiet loglevel=4 tsc_early_khz=2000000 tsc=reliable \
+pub const KERNEL_ARGS: &str = "console=ttyS0 quiet loglevel=4 tsc_early_khz=2000000 tsc=reliable \
     panic=-1 pci=off rdinit=/init 8250.nr_uarts=1 cryptomgr.notests random.trust_cpu=on";
 
 /// A descriptor qemu inherits, as a path it opens (the path labrun saw may be covered in
@@ -91,7 +95,7 @@ fn fd_path(fd: &impl AsRawFd) -> String {
 
 /// The kernel's command line, with `LABRUN_VM_APPEND`'s words after labrun's own (to debug a
 /// guest: `initcall_debug`, say).
-fn kernel_args() -> String {
+pub fn kernel_args() -> String {
     match std::env::var("LABRUN_VM_APPEND") {
         Ok(extra) if !extra.trim().is_empty() => format!("{KERNEL_ARGS} {}", extra.trim()),
         _ => KERNEL_ARGS.to_string(),
@@ -133,7 +137,14 @@ fn args(m: &MachineSpec) -> Vec<String> {
         &format!("socket,id=agent,fd={}", m.agent.as_raw_fd()),
         "-device",
         "virtserialport,chardev=agent,name=labrun",
+        "-chardev",
+        &format!("socket,id=monitor,fd={}", m.monitor.as_raw_fd()),
+        "-mon",
+        "chardev=monitor,mode=control",
     ]);
+    if let Some(saved) = m.incoming {
+        push(&["-incoming", &format!("fd:{}", saved.as_raw_fd())]);
+    }
     for (i, share) in m.shares.iter().enumerate() {
         push(&[
             "-fsdev",
@@ -181,7 +192,9 @@ pub fn start(m: &MachineSpec, views: Views) -> io::Result<Machine> {
         m.kernel.as_raw_fd(),
         m.initramfs.as_raw_fd(),
         m.agent.as_raw_fd(),
+        m.monitor.as_raw_fd(),
     ];
+    inherited.extend(m.incoming.map(|f| f.as_raw_fd()));
     inherited.extend(m.shares.iter().map(|s| s.dir.as_raw_fd()));
     let mut cmd = Command::new(&m.qemu.binary);
     cmd.args(args(m))

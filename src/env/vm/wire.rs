@@ -1,8 +1,10 @@
 //! The messages between labrun and its agent in the guest, over one virtio-serial port: each
 //! a JSON document after its length (four bytes, big-endian).
 //!
-//! labrun sends `Hello` once, then one `Run` at a time; the agent answers `Ready` (or
-//! `Failed`), and each `Run` with any number of `Live` chunks and then `Ran` or `Error`.
+//! The agent says `Booted` once its port is open (a guest restored from a snapshot said it
+//! before the snapshot was taken); labrun sends `Hello` once, then one `Run` at a time; the
+//! agent answers `Ready` (or `Failed`), and each `Run` with any number of `Live` chunks and
+//! then `Ran` or `Error`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -46,6 +48,12 @@ pub struct Hello {
     pub shell: String,
     /// The shell's complete environment.
     pub env: BTreeMap<String, String>,
+    /// This machine's clock (seconds and nanoseconds since the epoch): a guest restored from a
+    /// snapshot wakes up with the snapshot's.
+    pub now: (i64, i64),
+    /// Fresh random bytes the guest mixes into its pool and reseeds from, so that guests
+    /// restored from one snapshot never share a random stream.
+    pub seed: Vec<u8>,
 }
 
 /// One batch of commands (see `ShellSession::run_batch`).
@@ -69,6 +77,8 @@ pub enum ToGuest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum FromGuest {
+    /// The agent is up and waits for `Hello` (the moment a snapshot is taken).
+    Booted,
     /// The root is built and the shell answers.
     Ready,
     /// The guest could not build what `Hello` asked for.

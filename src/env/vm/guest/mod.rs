@@ -6,6 +6,7 @@
 pub mod modules;
 mod root;
 mod serve;
+mod wake;
 
 use std::fs::File;
 use std::io::Write;
@@ -36,11 +37,13 @@ fn run() -> Result<(), String> {
     root::mount_early().map_err(|e| format!("mounting /proc, /sys and /dev: {e}"))?;
     modules::load_all(Path::new(MODULES_DIR))?;
     let mut port = open_port(Duration::from_secs(10))?;
+    wire::send(&mut port, &FromGuest::Booted).map_err(|e| format!("writing Booted: {e}"))?;
     let hello = match wire::receive::<ToGuest>(&mut port) {
         Ok(ToGuest::Hello(h)) => h,
         Ok(other) => return Err(format!("expected Hello, got {other:?}")),
         Err(e) => return Err(format!("reading Hello: {e}")),
     };
+    wake::up(&hello);
     if let Err(e) = root::build(&hello) {
         let _ = wire::send(&mut port, &FromGuest::Failed(e.clone()));
         return Err(e);
