@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The vm backend's benchmark: boot to the first command's output and back. Side by side in one
 # hyperfine invocation:
-#   - labrun on a one-cell notebook with `backend: vm` (busybox image), end to end;
+#   - labrun on a one-cell notebook with `backend: vm` (busybox image), end to end: warm (the
+#     guest restored from the snapshot labrun saved on its first boot) and cold (booted, with
+#     LABRUN_VM_SNAPSHOT=0);
 #   - qemu alone booting the same kernel, unpacked, with a busybox /init that prints and powers
 #     off: the floor for this kernel under this accelerator;
 #   - the same, booting the compressed bzImage (what labrun avoids by unpacking it once);
@@ -64,7 +66,8 @@ printf -- '---\nlabrun:\n  image: busybox\n---\n# One\n\n```console\n$ echo hi\n
 step "hyperfine: boot to the first output ($runs runs each)"
 q() { printf '%q' "$1"; }
 hyperfine -N --warmup 1 --runs "$runs" --export-json "$results" \
-    -n "labrun, vm backend" "$(q "$labrun") -q --backend vm $(q "$work/one.md")" \
+    -n "labrun, vm backend, warm" "$(q "$labrun") -q --backend vm $(q "$work/one.md")" \
+    -n "labrun, vm backend, cold" "env LABRUN_VM_SNAPSHOT=0 $(q "$labrun") -q --backend vm $(q "$work/one.md")" \
     -n "qemu alone, unpacked kernel" "$(floor "$work/vmlinux")" \
     -n "qemu alone, bzImage" "$(floor "$bzimage")" \
     -n "labrun, container backend" "$(q "$labrun") -q --backend container $(q "$work/one.md")"
@@ -77,7 +80,8 @@ import datetime, json, sys
 results, table, runs, machine, versions = sys.argv[1:]
 data = json.load(open(results))["results"]
 whats = {
-    "labrun, vm backend": "a one-cell notebook in a fresh guest: boot, agent, root over 9p, the cell, power off",
+    "labrun, vm backend, warm": "a one-cell notebook in a fresh guest restored from labrun's snapshot: restore, root over 9p, the cell, power off",
+    "labrun, vm backend, cold": "the same, the guest booted (LABRUN_VM_SNAPSHOT=0): boot, modules, agent, root, the cell",
     "qemu alone, unpacked kernel": "the same kernel and qemu flags, a busybox /init that prints and powers off",
     "qemu alone, bzImage": "the same, booting the compressed image (it unpacks itself in the guest)",
     "labrun, container backend": "the same notebook in a fresh container",
