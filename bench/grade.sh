@@ -70,9 +70,12 @@ done
 step "the floor: the lab's commands in plain bash, no container, no checks, $jobs at once ($runs runs)"
 : >"$work/floor.jsonl"
 find "$work/subs" -mindepth 1 -maxdepth 1 | sort >"$work/all-subs"
+sed -n 's/^\$ //p' "$lab" >"$work/commands.sh"
 for r in $(seq 1 "$runs"); do
+    rm -rf "$work/floor-$r"
+    mkdir "$work/floor-$r"
     python3 bench/grade/measure.py xargs -a "$work/all-subs" -P "$jobs" -n 1 \
-        bench/grade/floor.sh | tee -a "$work/floor.jsonl"
+        bench/grade/floor.sh "$work/commands.sh" "$work/floor-$r" | tee -a "$work/floor.jsonl"
 done
 
 step "one podman run per submission, $jobs at once ($sample submissions, $runs runs)"

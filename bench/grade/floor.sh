@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The floor of the grading benchmark: one submission's work without labrun, a container or any
-# check. The lab's ten commands (its `$ ` lines, taken from bench/grade/lab.md) run in one plain
-# bash on the host, after a `cp -R` of the submission into a scratch directory as grade mode
-# does; their output is thrown away.
+# check. Like grade mode, it copies the submission into a working directory of its own (`cp
+# -R`), then sources COMMANDS (the lab's ten commands, one per line, taken from
+# bench/grade/lab.md by bench/grade.sh) in this same bash, their output thrown away.
 #
-#   bench/grade/floor.sh SUBMISSION-DIR
-set -euo pipefail
-lab=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lab.md
-submission=$(cd "$1" && pwd)
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-cp -R "$submission/." "$scratch/"
-cd "$scratch"
-sed -n 's/^\$ //p' "$lab" | LABRUN_SUBMISSION_DIR=$submission bash >/dev/null 2>&1 || true
+#   bench/grade/floor.sh COMMANDS WORK-ROOT SUBMISSION-DIR
+set -uo pipefail
+commands=$1 submission=$3
+workdir=$2/${submission##*/}
+cp -R "$submission" "$workdir" || exit 1
+cd "$workdir" || exit 1
+export LABRUN_SUBMISSION_DIR=$submission
+. "$commands" >/dev/null 2>&1
+exit 0
