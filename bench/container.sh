@@ -209,8 +209,8 @@ skipped = [l.split("\t") for l in open(skipped).read().splitlines() if l]
 ms = lambda s: s * 1000
 fmt = lambda v: f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 ceiling = next((r["median"] for r in data if r["command"] == "bwrap + bash"), None)
-rows = ["| row | what runs | median | mean ± σ | min … max | median / bwrap+bash |",
-        "|---|---|---|---|---|---|"]
+rows = ["| row | what runs | median | mean ± σ | min … max | CPU (user + system) | median / bwrap+bash |",
+        "|---|---|---|---|---|---|---|"]
 for r, what in zip(data, whats):
     failed = sum(1 for c in r.get("exit_codes", []) if c != 0)
     name = f"`{r['command']}`"
@@ -219,13 +219,15 @@ for r, what in zip(data, whats):
     ratio = f"{r['median'] / ceiling:.2f}" if ceiling else "n/a"
     rows.append(f"| {name} | {what} | {fmt(ms(r['median']))} ms | "
                 f"{fmt(ms(r['mean']))} ± {fmt(ms(r['stddev'] or 0))} ms | "
-                f"{fmt(ms(r['min']))} … {fmt(ms(r['max']))} ms | {ratio} |")
+                f"{fmt(ms(r['min']))} … {fmt(ms(r['max']))} ms | "
+                f"{fmt(ms(r['user'] + r['system']))} ms | {ratio} |")
 for name, what, reason in skipped:
-    rows.append(f"| `{name}` | {what} | n/a: {reason} | | | |")
+    rows.append(f"| `{name}` | {what} | n/a: {reason} | | | | |")
 day = datetime.date.today().isoformat()
 text = "\n".join(rows) + "\n\n" + (
     f"Measured {day} by `bench/container.sh`: one hyperfine invocation, `-N`, 5 warm-up and "
-    f"{runs} measured runs of each row. Machine: {machine}. Versions: {versions}.\n")
+    f"{runs} measured runs of each row; CPU is the mean user and system time hyperfine counts for "
+    f"the row (its process and every child waited for). Machine: {machine}. Versions: {versions}.\n")
 open(table, "w").write(text)
 print(text, end="")
 EOF

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The grading benchmark: `labrun grade` on a thousand submissions of a checked-in ten-cell lab
 # (bench/grade/lab.md), in containers, against the same lab run with one `podman run` per
-# submission on a sample. Writes its table to bench/out/grade.md and between the grade markers
-# of book/src/design/benchmarks.md.
+# submission on a sample, and against the floor: the lab's commands in plain bash on the host
+# (bench/grade/floor.sh), nothing checked. Writes its table to bench/out/grade.md and between
+# the grade markers of book/src/design/benchmarks.md.
 #
 #   bench/grade.sh                                  # 1000 submissions, 3 runs, a sample of 40 for podman
 #   BENCH_SUBMISSIONS=200 BENCH_RUNS=1 bench/grade.sh
@@ -66,6 +67,17 @@ for r in $(seq 1 "$runs"); do
     grade "$work/reports-$r" | tee -a "$work/reports.jsonl"
 done
 
+step "the floor: the lab's commands in plain bash, no container, no checks, $jobs at once ($runs runs)"
+: >"$work/floor.jsonl"
+find "$work/subs" -mindepth 1 -maxdepth 1 | sort >"$work/all-subs"
+sed -n 's/^\$ //p' "$lab" >"$work/commands.sh"
+for r in $(seq 1 "$runs"); do
+    rm -rf "$work/floor-$r"
+    mkdir "$work/floor-$r"
+    python3 bench/grade/measure.py xargs -a "$work/all-subs" -P "$jobs" -n 1 \
+        bench/grade/floor.sh "$work/commands.sh" "$work/floor-$r" | tee -a "$work/floor.jsonl"
+done
+
 step "one podman run per submission, $jobs at once ($sample submissions, $runs runs)"
 : >"$work/podman.jsonl"
 if [ "$(id -u)" -eq 0 ]; then
@@ -103,6 +115,6 @@ fi
 step "table (bench/out/grade.md)"
 machine=$(machine_description)
 versions="$("$labrun" --version | head -1); podman $(podman --version | awk '{print $3}')"
-python3 bench/grade/table.py "$work/runs.jsonl" "$work/reports.jsonl" "$work/podman.jsonl" \
+python3 bench/grade/table.py "$work/runs.jsonl" "$work/reports.jsonl" "$work/podman.jsonl" "$work/floor.jsonl" \
     "$n" "$sample" "$jobs" "$machine" "$versions" bench/out/grade.md book/src/design/benchmarks.md
 step "written into book/src/design/benchmarks.md"

@@ -23,7 +23,9 @@ MEANING = {
     "shell spawned": "in the child: joins its cgroups, unshares, builds the root, pivot_root; init ready; the first shell hardened and bash executed; the old root detached",
     "shell started": "the shell's pid found, the session's first lines sent",
     "cells run": "bash starts, runs the cell's `echo hi`, labrun checks it",
-    "environment removed": "teardown: the container killed and waited for, cgroups and run directory removed",
+    "container reaped": "teardown: init killed and waited for (the kernel takes its namespaces and mounts down as it exits)",
+    "cgroups removed": "teardown: the run's cgroups removed",
+    "environment removed": "teardown: the run directory removed",
 }
 
 

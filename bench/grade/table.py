@@ -3,10 +3,11 @@
 writes it between the page's grade markers."""
 import datetime, json, statistics, sys
 
-runs_file, reports_file, podman_file, n, sample, jobs, machine, versions, out, book = sys.argv[1:]
+runs_file, reports_file, podman_file, floor_file, n, sample, jobs, machine, versions, out, book = sys.argv[1:]
 n, sample = int(n), int(sample)
 load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
 runs, reports, podman = load(runs_file), load(reports_file), load(podman_file)
+floor = load(floor_file)
 med = lambda rows: statistics.median(r["seconds"] for r in rows)
 rate_labrun = n / med(runs)
 rate_reports = n / med(reports)
@@ -26,10 +27,15 @@ if rate_podman:
                 f"{sample} (a sample) | {med(podman):.1f} s | {rate_podman:.1f} | | 1.0× |")
 else:
     rows.append("| one `podman run` per submission | n/a: podman could not run here | | | | |")
+if floor:
+    rate_floor = n / med(floor)
+    rows.append(f"| the floor: the lab's commands in plain bash on the host, no container, nothing "
+                f"checked, {jobs} at once (`bench/grade/floor.sh`) | {n} | {med(floor):.1f} s | "
+                f"{rate_floor:.1f} | | {ratio(rate_floor)} |")
 day = datetime.date.today().isoformat()
 text = "\n".join(rows) + "\n\n" + (
-    f"Measured {day} by `bench/grade.sh`: medians of {len(runs)}, {len(reports)} and "
-    f"{len(podman)} runs; peak RSS is labrun's own process (VmHWM), not its containers'. "
+    f"Measured {day} by `bench/grade.sh`: medians of {len(runs)}, {len(reports)}, "
+    f"{len(podman)} and {len(floor)} runs; peak RSS is labrun's own process (VmHWM), not its containers'. "
     f"Machine: {machine}. Versions: {versions}.\n")
 open(out, "w").write(text)
 print(text, end="")

@@ -554,15 +554,12 @@ impl LocalSession {
                 loop {
                     let err_open = step.err.as_ref().is_some_and(|c| !c.done);
                     let kill_deadline = killing_since.map(|t| t + KILL_GRACE);
+                    // In this order: a shell that ran ahead and already exited (`exit` in a
+                    // later step) left this step's status on the socket before its exit, and
+                    // output that never stops must not hold off the status or the timeout
+                    // (what is left of it is taken once the step ends).
                     tokio::select! {
-                        r = step.out.reader.readable(), if !step.out.done => {
-                            r?;
-                            step.out.drain_now(&mut step_live, false);
-                        }
-                        r = async { step.err.as_ref().unwrap().reader.readable().await }, if err_open => {
-                            r?;
-                            if let Some(e) = step.err.as_mut() { e.drain_now(&mut step_live, false); }
-                        }
+                        biased;
                         r = self.status.read_report(&key, Some(&step.begin)) => {
                             report = Some(r?);
                             break;
@@ -584,6 +581,14 @@ impl LocalSession {
                             procs::kill_descendants(self.child.pid(), Duration::from_secs(2));
                             procs::signal_all(&[self.child.pid()], Signal::SIGKILL);
                             killing_since = Some(Instant::now() + Duration::from_secs(3600));
+                        }
+                        r = step.out.reader.readable(), if !step.out.done => {
+                            r?;
+                            step.out.drain_now(&mut step_live, false);
+                        }
+                        r = async { step.err.as_ref().unwrap().reader.readable().await }, if err_open => {
+                            r?;
+                            if let Some(e) = step.err.as_mut() { e.drain_now(&mut step_live, false); }
                         }
                     }
                 }

@@ -406,5 +406,6 @@ impl Drop for Container {
         // are all gone, and with them the mount namespace and its mounts.
         let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(self.init, None);
+        crate::trace::mark("container reaped");
     }
 }

@@ -294,6 +294,7 @@ impl RunCgroup {
 impl Drop for RunCgroup {
     fn drop(&mut self) {
         self.destroy();
+        crate::trace::mark("cgroups removed");
     }
 }
 
