@@ -22,14 +22,15 @@ for file in /etc/subuid /etc/subgid; do
 done
 
 # The test binaries the container backend concerns (and the registry's, whose layers carry
-# overlay whiteouts a rootless mount must read), as cargo built them for release.
-tests=(conformance container limits targets setup_layers registry)
+# overlay whiteouts a rootless mount must read), as cargo built them for the test suite
+# (the ci profile).
+tests=(conformance container limits targets setup_layers registry vm)
 for f in tests/isolation*.rs; do
     [ -e "$f" ] && tests+=("$(basename "$f" .rs)")
 done
 args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
-mapfile -t binaries < <(cargo test --release --no-run --message-format=json "${args[@]}" 2>/dev/null |
+mapfile -t binaries < <(cargo test --profile ci --no-run --message-format=json "${args[@]}" 2>/dev/null |
     python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -13,8 +13,8 @@ cargo_bin_on_path
 step "cargo build --release"
 cargo build --release
 
-step "cargo nextest run --release --no-fail-fast"
-cargo nextest run --release --no-fail-fast
+step "cargo nextest run --cargo-profile ci --no-fail-fast"
+cargo nextest run --cargo-profile ci --no-fail-fast
 
 step "scripts/rootless-tests.sh (the container tests as an unprivileged user)"
 scripts/rootless-tests.sh
