@@ -178,25 +178,46 @@ fn the_guest_runs_its_own_kernel_with_the_agent_as_init() {
 fn the_host_image_hides_secrets_even_from_the_guests_root() {
     let lab = Lab::new_visible();
     lab.write("expected-output/secret.md/cell-1.out", "the answer\n");
+    // Where the expected output is below each share's root: the notebook's own directory,
+    // and this machine's top-level directory that holds it.
+    let dir = lab.dir.path().canonicalize().unwrap();
+    let below_top: std::path::PathBuf = dir.components().skip(2).collect();
+    let expected = "expected-output/secret.md/cell-1.out";
     lab.write(
         "secret.md",
-        r#"---
+        &format!(
+            r#"---
 labrun:
   backend: vm
 ---
 
-```bash | {type: 'command', exit: any}
+```bash | {{type: 'command', exit: any}}
 wc -c < /etc/shadow; ls -A /root | wc -l
-# Every share the machine has, mounted again by the guest's root: still covered.
-mkdir -p /mnt/s
-for t in $(seq 0 40) notebook; do mkdir -p /mnt/s/$t; mount -t 9p -o trans=virtio,version=9p2000.L h$t /mnt/s/$t 2>/dev/null || mount -t 9p -o trans=virtio,version=9p2000.L $t /mnt/s/$t 2>/dev/null; done
-grep -rl "the answer" /mnt/s 2>/dev/null | head -1; find /mnt/s -name shadow -size +0 2>/dev/null | head -1; echo end
+# The notebook's share, unmounted and mounted again by the guest's root: still covered.
+umount /lab/.notebook && mkdir -p /mnt/nb && mount -t 9p -o trans=virtio,version=9p2000.L notebook /mnt/nb
+ls /mnt/nb | tr '\n' ' '; echo
+# Every other share that can be mounted again (those in use cannot): still covered.
+for t in $(seq 0 40); do
+  mkdir -p /mnt/s/$t
+  mount -t 9p -o trans=virtio,version=9p2000.L h$t /mnt/s/$t 2>/dev/null
+done
+cat /mnt/s/*/etc/shadow /mnt/s/*/shadow /mnt/s/*/{below}/{expected} /mnt/nb/{expected} 2>/dev/null; echo end
 ```
 "#,
+            below = below_top.display()
+        ),
     );
-    let ran = lab.run(&["--format", "json", "--timeout", "60", "secret.md"]);
+    let ran = lab.run(&["--format", "json", "--timeout", "120", "secret.md"]);
     let report = common::Report::of(&ran);
-    assert_eq!(report.output("cell-1"), "0\n0\nend\n", "{}", report.text);
+    let out = report.output("cell-1");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["0", "0"], "{}", report.text);
+    assert_eq!(
+        lines[2], "expected-output secret.md ",
+        "the guest mounted the notebook's share again: {}",
+        report.text
+    );
+    assert_eq!(lines[3..], ["end"], "{}", report.text);
 }
 
 #[test]

@@ -162,7 +162,10 @@ fn shares_for(
     let layers = match source {
         RootSource::Layers(layers) => layers.clone(),
         RootSource::Host { hidden, layers } => {
-            s.hidden = hidden.iter().map(|h| (h.path.clone(), h.is_dir)).collect();
+            // The host's list leaves out what lies inside a hidden directory (the expected
+            // output inside the notebook's); the notebook's own share needs those too.
+            s.hidden
+                .extend(hidden.iter().map(|h| (h.path.clone(), h.is_dir)));
             let (mut dirs, links) = host_tops();
             // A directory hidden as a whole is not shared at all: the guest makes it empty.
             dirs.retain(|d| {

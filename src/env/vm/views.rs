@@ -48,22 +48,30 @@ impl Views {
         dir: &Path,
         empty_file: &Path,
     ) -> io::Result<Views> {
+        // Compared as the kernel resolves them: a notebook named `./lab.md` has its
+        // directory as `.`.
+        let hidden: Vec<(PathBuf, bool)> = hidden
+            .iter()
+            .filter_map(|(h, is_dir)| Some((h.canonicalize().ok()?, *is_dir)))
+            .collect();
         let mut views = Vec::new();
         for (i, share) in shares.iter().enumerate() {
+            let source = share.source.canonicalize()?;
             let covers: Vec<(PathBuf, bool)> = hidden
                 .iter()
                 .filter_map(|(h, is_dir)| {
-                    let rel = h.strip_prefix(&share.source).ok()?;
+                    let rel = h.strip_prefix(&source).ok()?;
                     (!rel.as_os_str().is_empty()).then(|| (rel.to_path_buf(), *is_dir))
                 })
                 .collect();
+            let covers = outermost(covers);
             if covers.is_empty() {
                 continue;
             }
             let at = dir.join(i.to_string());
             std::fs::create_dir_all(&at)?;
             views.push(View {
-                source: c(&share.source)?,
+                source: c(&source)?,
                 fd: share.dir.as_raw_fd(),
                 covers: covers
                     .iter()
@@ -156,6 +164,20 @@ impl Views {
     }
 }
 
+/// The covers without those inside a directory already covered (there is nothing left to
+/// mount them on).
+fn outermost(mut covers: Vec<(PathBuf, bool)>) -> Vec<(PathBuf, bool)> {
+    covers.sort();
+    covers.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut kept: Vec<(PathBuf, bool)> = Vec::new();
+    for (path, is_dir) in covers {
+        if !kept.iter().any(|(k, k_dir)| *k_dir && path.starts_with(k)) {
+            kept.push((path, is_dir));
+        }
+    }
+    kept
+}
+
 fn check(r: libc::c_int) -> io::Result<()> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -180,4 +202,28 @@ unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covers_inside_a_covered_directory_are_dropped() {
+        let covers = vec![
+            (PathBuf::from("lab/expected-output"), true),
+            (PathBuf::from("lab"), true),
+            (PathBuf::from("etc/shadow"), false),
+            (PathBuf::from("lab"), true),
+            (PathBuf::from("labx"), true),
+        ];
+        assert_eq!(
+            outermost(covers),
+            vec![
+                (PathBuf::from("etc/shadow"), false),
+                (PathBuf::from("lab"), true),
+                (PathBuf::from("labx"), true),
+            ]
+        );
+    }
 }
