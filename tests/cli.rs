@@ -259,12 +259,12 @@ fn crlf_and_bom_give_the_same_cells() {
 }
 
 #[test]
-fn unavailable_backends_exit_three() {
+fn environments_that_cannot_be_made_exit_three() {
     let lab = Lab::new();
     lab.write("nb.md", "```console\n$ true\n```\n");
-    lab.run(&["--backend", "vm", "nb.md"])
+    lab.run(&["--backend", "vm", "--kernel", "/no/such/vmlinuz", "nb.md"])
         .status(3)
-        .stderr_has("vm backend");
+        .stderr_has("the kernel /no/such/vmlinuz does not exist");
     lab.write(
         "img.md",
         "---\nlabrun: {image: no-such-image-kind:1}\n---\n```console\n$ true\n```\n",

@@ -57,8 +57,6 @@ pub struct EnvSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("the {0} backend is not available in this release of labrun (use backend: container)")]
-    Unavailable(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
