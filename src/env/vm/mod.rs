@@ -180,6 +180,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         host_empty: shares.host_empty,
         mounts: shares.mounts,
         disk,
+        nosuid: !nix::unistd::geteuid().is_root(),
         hostname: spec.hostname.clone(),
         workdir: workdir.clone(),
         shell: shell.clone(),

@@ -42,6 +42,9 @@ pub struct Hello {
     pub mounts: Vec<Share>,
     /// Size of the writable layer (a tmpfs), in bytes.
     pub disk: u64,
+    /// Mount the root without set-id programs: labrun is not root, so this machine's files
+    /// reach the guest owned by nobody, and a set-uid root program would run as nobody.
+    pub nosuid: bool,
     pub hostname: String,
     pub workdir: String,
     /// The session shell's path in the guest's root.

@@ -56,7 +56,7 @@ fn mount_share(share: &Share, at: &Path, cache: &str) -> Result<(), String> {
     mount_fs(&share.tag, at, "9p", MsFlags::MS_RDONLY, &options)
 }
 
-fn overlay(lowers: &[PathBuf], upper: &Path, at: &Path) -> Result<(), String> {
+fn overlay(lowers: &[PathBuf], upper: &Path, at: &Path, flags: MsFlags) -> Result<(), String> {
     let work = upper.with_extension("work");
     mkdirs(upper)?;
     mkdirs(&work)?;
@@ -67,7 +67,7 @@ fn overlay(lowers: &[PathBuf], upper: &Path, at: &Path) -> Result<(), String> {
         upper.display(),
         work.display()
     );
-    mount_fs("overlay", at, "overlay", MsFlags::empty(), &options)
+    mount_fs("overlay", at, "overlay", flags, &options)
 }
 
 /// Builds the root `hello` describes and makes it `/`.
@@ -89,8 +89,13 @@ pub fn build(hello: &Hello) -> Result<(), String> {
         layers.insert(0, at);
     }
     let root = base.join("root");
+    let flags = if hello.nosuid {
+        MsFlags::MS_NOSUID
+    } else {
+        MsFlags::empty()
+    };
     if hello.host_dirs.is_empty() {
-        overlay(&layers, &rw.join("root"), &root)?;
+        overlay(&layers, &rw.join("root"), &root, flags)?;
     } else {
         // This machine's directories, each an overlay of its own (a 9p share cannot be one
         // lower layer with mounts inside), under a root whose top level is the layers'.
@@ -98,7 +103,7 @@ pub fn build(hello: &Hello) -> Result<(), String> {
         mkdirs(&empty)?;
         let mut top = layers.clone();
         top.push(empty);
-        overlay(&top, &rw.join("root"), &root)?;
+        overlay(&top, &rw.join("root"), &root, flags)?;
         for (i, share) in hello.host_dirs.iter().enumerate() {
             let at = base.join(format!("host{i}"));
             mount_share(share, &at, "loose")?;
@@ -109,7 +114,7 @@ pub fn build(hello: &Hello) -> Result<(), String> {
                 .filter(|p| p.is_dir())
                 .collect();
             lowers.push(at);
-            overlay(&lowers, &rw.join(format!("dir{i}")), &root.join(rel))?;
+            overlay(&lowers, &rw.join(format!("dir{i}")), &root.join(rel), flags)?;
         }
         for dir in &hello.host_empty {
             let at = root.join(dir.trim_start_matches('/'));
