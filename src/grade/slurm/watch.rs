@@ -98,6 +98,16 @@ fn task_end(work: &Path, task: u64, state: Option<&TaskState>) -> Option<TaskEnd
             .and_then(|s| s.trim().parse().ok())
     };
     if let Some(code) = status() {
+        // scancel's SIGTERM can reach the task's labrun before its batch script, which then
+        // still leaves a status (143): Slurm's own word decides, once it has one.
+        if code == 128 + libc::SIGTERM {
+            match state {
+                Some(s) if !s.ended() => return None,
+                Some(s) if s.0 == "CANCELLED" => return Some(TaskEnd::Cancelled),
+                None => return Some(TaskEnd::Cancelled),
+                Some(_) => {}
+            }
+        }
         return Some(TaskEnd::Exited(code));
     }
     match state {
