@@ -81,7 +81,12 @@ impl RemoteSession {
             .write_all(&wire::frame(&ToGuest::Run(run)))
             .await
             .map_err(gone)?;
-        let patience = opts.timeout * scripts.len() as u32 + ANSWER_GRACE;
+        // Saturating: a notebook may ask for timeouts far past anything a sum can hold.
+        let patience = opts
+            .timeout
+            .checked_mul(scripts.len().max(1) as u32)
+            .and_then(|d| d.checked_add(ANSWER_GRACE))
+            .unwrap_or(Duration::from_secs(u32::MAX as u64));
         let answer = async {
             loop {
                 match self.receive().await.map_err(gone)? {
