@@ -23,10 +23,11 @@ cargo_bin_on_path
 #                 single-node Slurm cluster (`grade --slurm`)
 # cpio:           reads back the vm backend's initramfs in a unit test
 # binutils:       strip, which keeps the vm's agent (labrun itself) small in its initramfs
+# xz-utils:       unpacks the vm backend's kernel from its bzImage (once) for a direct boot
 # (bench/container.sh installs the container runtimes it compares labrun with.)
 apt_install_missing busybox-static debootstrap hyperfine uidmap util-linux libxml2-utils procps \
     gcc libc6-dev python3 iproute2 docker-registry umoci skopeo openssl apache2-utils \
-    slurmctld slurmd slurm-client munge cpio binutils
+    slurmctld slurmd slurm-client munge cpio binutils xz-utils
 
 # The vm backend: qemu and a Debian kernel under /usr/local/lib/labrun/vm.
 step "scripts/install-vm.sh"

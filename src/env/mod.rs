@@ -111,6 +111,15 @@ pub fn default_env() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// The session shell's arguments: bash without its startup files; other shells as they are.
+pub fn shell_args(shell: &str) -> Vec<std::ffi::OsString> {
+    if shell.ends_with("bash") {
+        vec!["--noprofile".into(), "--norc".into()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// A program of this machine: `name` if it is a path, else found on the default PATH.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {

@@ -382,11 +382,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     warnings.extend(notes);
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
-        args: if shell.ends_with("bash") {
-            vec!["--noprofile".into(), "--norc".into()]
-        } else {
-            vec![]
-        },
+        args: super::shell_args(&shell),
         env: shell_env(spec),
         cwd: PathBuf::from(&workdir),
         control_dir: started.control,

@@ -21,11 +21,7 @@ pub fn serve(mut port: File, hello: &Hello) -> Result<(), String> {
         .map_err(|e| format!("creating {CONTROL_DIR}: {e}"))?;
     let launch = ShellLaunch {
         program: PathBuf::from(&hello.shell),
-        args: if hello.shell.ends_with("bash") {
-            vec!["--noprofile".into(), "--norc".into()]
-        } else {
-            vec![]
-        },
+        args: crate::env::shell_args(&hello.shell),
         env: hello.env.clone(),
         cwd: PathBuf::from(&hello.workdir),
         control_dir: PathBuf::from(CONTROL_DIR),
