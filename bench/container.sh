@@ -9,6 +9,7 @@
 #   bench/container.sh                  # 5 warm-up runs, then 50 measured runs of each row
 #   BENCH_RUNS=200 bench/container.sh   # more runs
 #   BENCH_PHASES=0 bench/container.sh   # skip the LABRUN_TRACE breakdown of labrun's start
+#   BENCH_CPU=0 bench/container.sh      # skip the perf stat CPU column (BENCH_CPU_RUNS: 30)
 #
 # runc, crun and podman need root; run as root (the book's numbers are).
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 cargo_bin_on_path
 
-apt_install_missing hyperfine bubblewrap runc crun podman uidmap python3
+apt_install_missing hyperfine bubblewrap runc crun podman uidmap python3 linux-perf
 
 step "cargo build --release"
 cargo build --release
@@ -187,6 +188,22 @@ done
 # throwing away the other rows' numbers.
 hyperfine -N -i --warmup 5 --runs "$runs" --export-json "$results" "${args[@]}"
 
+# hyperfine's CPU column counts only the processes each row's command waited for: what the
+# kernel reaps in a PID namespace of bwrap's never reaches it. perf stat counts every task a
+# row starts, so the CPU column that compares rows comes from it.
+cpu=$work/cpu.tsv
+: >"$cpu"
+if [ "${BENCH_CPU:-1}" != 0 ] && perf stat -e task-clock -o /dev/null true 2>/dev/null; then
+    step "CPU of every task a row starts (perf stat, ${BENCH_CPU_RUNS:-30} runs each)"
+    for i in "${!names[@]}"; do
+        eval "set -- ${commands[$i]}"
+        perf stat -x, -o "$work/perf.csv" -r "${BENCH_CPU_RUNS:-30}" -e task-clock -- "$@" \
+            >/dev/null 2>&1 || true
+        ms=$(awk -F, '$3 == "task-clock" { print $1 }' "$work/perf.csv")
+        printf '%s\t%s\n' "${names[$i]}" "$ms" >>"$cpu"
+    done
+fi
+
 phases=$out/container-phases.md
 if [ "${BENCH_PHASES:-1}" != 0 ] && $labrun_ok && $is_root; then
     step "where labrun's start goes (LABRUN_TRACE=1, ${BENCH_PHASE_RUNS:-30} runs)"
@@ -200,17 +217,23 @@ versions+="; runc $(runc --version | awk 'NR==1 {print $3}'); crun $(crun --vers
 versions+="; podman $(podman --version | awk '{print $3}'); $(hyperfine --version)"
 printf '%s\n' "${whats[@]}" >"$work/whats"
 printf '%s\n' "${skipped[@]+"${skipped[@]}"}" >"$work/skipped"
-python3 - "$results" "$work/whats" "$work/skipped" "$table" "$runs" "$machine" "$versions" <<'EOF'
+python3 - "$results" "$work/whats" "$work/skipped" "$table" "$runs" "$machine" "$versions" "$cpu" <<'EOF'
 import datetime, json, statistics, sys
-results, whats, skipped, table, runs, machine, versions = sys.argv[1:]
+results, whats, skipped, table, runs, machine, versions, cpu = sys.argv[1:]
+perf = dict(l.split("\t") for l in open(cpu).read().splitlines() if "\t" in l)
 data = json.load(open(results))["results"]
 whats = open(whats).read().splitlines()
 skipped = [l.split("\t") for l in open(skipped).read().splitlines() if l]
 ms = lambda s: s * 1000
 fmt = lambda v: f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 ceiling = next((r["median"] for r in data if r["command"] == "bwrap + bash"), None)
-rows = ["| row | what runs | median | mean ± σ | min … max | CPU (user + system) | median / bwrap+bash |",
-        "|---|---|---|---|---|---|---|"]
+rows = ["| row | what runs | median | mean ± σ | min … max | CPU, every task (perf) | CPU waited for (hyperfine) | median / bwrap+bash |",
+        "|---|---|---|---|---|---|---|---|"]
+def cpu_of(name):
+    try:
+        return f"{fmt(float(perf[name]))} ms"
+    except (KeyError, ValueError):
+        return "n/a"
 for r, what in zip(data, whats):
     failed = sum(1 for c in r.get("exit_codes", []) if c != 0)
     name = f"`{r['command']}`"
@@ -220,14 +243,16 @@ for r, what in zip(data, whats):
     rows.append(f"| {name} | {what} | {fmt(ms(r['median']))} ms | "
                 f"{fmt(ms(r['mean']))} ± {fmt(ms(r['stddev'] or 0))} ms | "
                 f"{fmt(ms(r['min']))} … {fmt(ms(r['max']))} ms | "
-                f"{fmt(ms(r['user'] + r['system']))} ms | {ratio} |")
+                f"{cpu_of(r['command'])} | {fmt(ms(r['user'] + r['system']))} ms | {ratio} |")
 for name, what, reason in skipped:
-    rows.append(f"| `{name}` | {what} | n/a: {reason} | | | | |")
+    rows.append(f"| `{name}` | {what} | n/a: {reason} | | | | | |")
 day = datetime.date.today().isoformat()
 text = "\n".join(rows) + "\n\n" + (
     f"Measured {day} by `bench/container.sh`: one hyperfine invocation, `-N`, 5 warm-up and "
-    f"{runs} measured runs of each row; CPU is the mean user and system time hyperfine counts for "
-    f"the row (its process and every child waited for). Machine: {machine}. Versions: {versions}.\n")
+    f"{runs} measured runs of each row. CPU, every task: the mean task-clock `perf stat` counts "
+    f"over every task the row starts, in runs of its own after hyperfine's; CPU waited for: the "
+    f"mean user and system time hyperfine counts (the row's process and the children it waited "
+    f"for, which leaves out what the kernel reaps in a PID namespace). Machine: {machine}. Versions: {versions}.\n")
 open(table, "w").write(text)
 print(text, end="")
 EOF
