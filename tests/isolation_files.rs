@@ -239,3 +239,67 @@ fn nothing_a_run_writes_survives_it() {
     // An image labrun unpacks itself is writable everywhere, rootless too.
     assert_fresh_between_runs(Some("busybox"), "/etc");
 }
+
+/// A root of busybox with the given links (`name`, `target`) at its top, in `dir`.
+fn root_with_links(dir: &Path, links: &[(&str, &Path)]) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "cat"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    for (name, target) in links {
+        let at = dir.join(name);
+        fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, at).unwrap();
+    }
+}
+
+#[test]
+fn an_images_symlinks_do_not_lead_the_build_of_its_root_to_the_host() {
+    // Before pivot_root, an absolute link in the image resolves against the machine's root:
+    // /run -> <host dir> made labrun create <host dir>/labrun on the machine. Each place labrun
+    // builds on is tried with a link there to a host directory, which must stay empty.
+    let cases: [(&str, &str, &str); 6] = [
+        ("run", "", "/run"),
+        ("lab", "", "/lab"),
+        ("dev", "", "/dev"),
+        ("proc", "", "/proc"),
+        ("tmp", "", "/tmp"),
+        ("srv", "  workdir: /srv/app\n", "/srv"),
+    ];
+    for (link, settings, inside) in cases {
+        let lab = Lab::new();
+        let host = tempfile::tempdir().unwrap();
+        let image = lab.path("image");
+        root_with_links(&image, &[(link, host.path())]);
+        lab.write(
+            "nb.md",
+            &format!(
+                "---\nlabrun:\n  image: {}\n{settings}---\n\n```console\n$ echo hi\nhi\n```\n",
+                image.display()
+            ),
+        );
+        let ran = lab.run(&["nb.md"]);
+        ran.status(3)
+            .stderr_has("the image has a symbolic link on this path")
+            .stderr_has(&format!(" {inside}"));
+        assert_eq!(
+            entries(host.path()),
+            Vec::<String>::new(),
+            "{link}: {}",
+            ran.stderr
+        );
+    }
+    // A link elsewhere in the image is the image's business.
+    let lab = Lab::new();
+    let image = lab.path("image");
+    root_with_links(&image, &[("opt/elsewhere", Path::new("/etc"))]);
+    lab.write(
+        "nb.md",
+        &format!(
+            "---\nlabrun:\n  image: {}\n---\n\n```console\n$ echo hi\nhi\n```\n",
+            image.display()
+        ),
+    );
+    lab.run(&["nb.md"]).status(0);
+}

@@ -380,6 +380,95 @@ fn an_image_with_a_whiteout_is_pulled_layer_by_layer_and_runs_in_a_container() {
 }
 
 #[test]
+fn the_images_config_gives_the_shells_their_environment_and_working_directory() {
+    let reg = Registry::plain();
+    let t = tempfile::tempdir().unwrap();
+    let base = busybox_root(t.path());
+    let tool = tree(
+        t.path(),
+        "tool",
+        &[(
+            "opt/tool/bin/greet",
+            "#!/bin/sh\necho \"greeted by the tool\"\n",
+        )],
+    );
+    fs::set_permissions(
+        tool.join("opt/tool/bin/greet"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let layout = Layout::new();
+    layout.image("configured", "amd64", &[&base, &tool]);
+    let image_in_layout = format!("{}:configured", layout.path().display());
+    run(Command::new("umoci").args([
+        "config",
+        "--image",
+        &image_in_layout,
+        "--config.env",
+        "PATH=/opt/tool/bin:/bin",
+        "--config.env",
+        "GREETING=hello from the config",
+        "--config.env",
+        "OVERRIDDEN=by the image",
+        "--config.workingdir",
+        "/srv/app",
+        "--config.user",
+        "1000:1000",
+    ]));
+    reg.push(&layout.path(), "configured", "lab/configured:1", None);
+    let image = format!("{}/lab/configured:1", reg.addr());
+
+    // The config's Env comes before the notebook's env:, and WorkingDir (which the image does
+    // not even hold) is where the cells start and setup steps run. User is said, not applied.
+    let lab = Lab::new();
+    lab.write(
+        "nb.md",
+        &format!(
+            "---\nlabrun:\n  image: {image}\n  env:\n    OVERRIDDEN: by the notebook\n  setup:\n    \
+             - echo \"$GREETING in $(pwd)\" > /setup-saw\n---\n\n```console\n\
+             $ echo \"$GREETING; $OVERRIDDEN\"\nhello from the config; by the notebook\n\
+             $ pwd\n/srv/app\n$ greet\ngreeted by the tool\n$ cat /setup-saw\n\
+             hello from the config in /srv/app\n```\n"
+        ),
+    );
+    let (cache, docker) = (t.path().join("cache"), t.path().join("docker"));
+    let env = [
+        ("LABRUN_CACHE", cache.to_str().unwrap()),
+        ("DOCKER_CONFIG", docker.to_str().unwrap()),
+    ];
+    lab.run_env(&["nb.md"], &env)
+        .status(0)
+        .stdout_has("the image's config runs its processes as user '1000:1000'");
+
+    // The notebook's workdir: wins over the config's.
+    lab.write(
+        "own-workdir.md",
+        &format!(
+            "---\nlabrun:\n  image: {image}\n  workdir: /lab\n---\n\n```console\n$ pwd\n/lab\n```\n"
+        ),
+    );
+    lab.run_env(&["own-workdir.md"], &env).status(0);
+
+    // A config labrun cannot honour as written is refused by name.
+    run(Command::new("umoci").args([
+        "config",
+        "--image",
+        &image_in_layout,
+        "--config.workingdir",
+        "relative/dir",
+    ]));
+    reg.push(&layout.path(), "configured", "lab/configured:2", None);
+    lab.write(
+        "bad.md",
+        &lab.read("own-workdir.md")
+            .replace("configured:1", "configured:2"),
+    );
+    lab.run_env(&["bad.md"], &env)
+        .status(3)
+        .stderr_has("has a config whose WorkingDir 'relative/dir' is not an absolute path");
+}
+
+#[test]
 fn an_image_of_many_layers_runs() {
     // More layers than one overlay mount option can name by their cache paths (about 40 here).
     const LAYERS: usize = 70;

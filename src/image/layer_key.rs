@@ -7,7 +7,9 @@
 //!   and inode of dpkg's status file, rpm's and apk's databases), so that layers are never
 //!   stacked on a host whose packages changed under them;
 //! - anything else: each of its layers' path and identity (inode and change time), so a layer
-//!   removed and built again (a newer Debian, a new tarball at the same path) is a new parent.
+//!   removed and built again (a newer Debian, a new tarball at the same path) is a new parent;
+//!   with, for an OCI image whose config sets `Env`, `WorkingDir` or `User`, that config (the
+//!   steps run with it).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -34,10 +36,18 @@ pub fn step_key(parent: &str, step: &str) -> String {
 
 /// The key a resolved image gives the first setup step's parent.
 pub fn image_key(image: &Image) -> Result<String, ImageError> {
-    match image.kind {
-        ImageKind::Host => Ok(host_key(Path::new("/"))),
-        ImageKind::Unpacked => layers_key(&image.layers),
+    let key = match image.kind {
+        ImageKind::Host => host_key(Path::new("/")),
+        ImageKind::Unpacked => layers_key(&image.layers)?,
+    };
+    if image.run_config.is_empty() {
+        return Ok(key);
     }
+    let config = image.run_config.identity();
+    Ok(format!(
+        "config-{}",
+        recipe_key(&["labrun image config", "1", &key, &config])
+    ))
 }
 
 /// The host's identity under `root`: its release file and the identity of its package

@@ -35,6 +35,7 @@ pub mod maintenance;
 pub mod oci_ref;
 pub mod reference;
 pub mod registry;
+pub mod run_config;
 pub mod tarball;
 pub mod unpack;
 
@@ -45,6 +46,7 @@ pub use hidden::{Hidden, host_hidden_paths, host_hidden_paths_of};
 pub use layer_info::LayerInfo;
 pub use oci_ref::OciRef;
 pub use reference::ImageRef;
+pub use run_config::RunConfig;
 pub use unpack::{UnpackOptions, Whiteouts, unpack};
 
 /// A resolved image.
@@ -60,6 +62,8 @@ pub struct Image {
     /// Things worth telling the user about how the image was built (device nodes a
     /// non-root unpack skipped, say). Kept with the layer, so a cached image says them too.
     pub notes: Vec<String>,
+    /// What an OCI image's config says its processes start with (empty for other images).
+    pub run_config: RunConfig,
 }
 
 /// What the layers are.
@@ -109,6 +113,7 @@ impl ImageError {
 /// Resolves an image to its layers, building (once, into the cache) what needs building.
 /// Blocking: it may unpack gigabytes, so async callers run it on a blocking thread.
 pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
+    let mut run_config = RunConfig::default();
     let (layers, kind, notes) = match r {
         ImageRef::Host => (vec![PathBuf::from("/")], ImageKind::Host, Vec::new()),
         ImageRef::Busybox => {
@@ -138,6 +143,7 @@ pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
         }
         ImageRef::Oci(oci) => {
             let pulled = registry::pull(oci, cache)?;
+            run_config = pulled.run_config;
             (pulled.layers, ImageKind::Unpacked, pulled.notes)
         }
     };
@@ -147,5 +153,6 @@ pub fn resolve(r: &ImageRef, cache: &Cache) -> Result<Image, ImageError> {
         kind,
         shell_hint,
         notes,
+        run_config,
     })
 }

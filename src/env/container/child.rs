@@ -12,6 +12,7 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
+use super::beneath::ImagePaths;
 use super::hardening::Hardening;
 use super::init;
 use super::ops::Op;
@@ -40,6 +41,9 @@ pub struct ChildPlan {
     pub hardening: Hardening,
     /// Where the root is assembled on this machine, to show paths as the lab will see them.
     pub merged: String,
+    /// Where the image's paths are in the root being built: a step whose path there passes
+    /// through a symbolic link is refused (`beneath`).
+    pub image_paths: ImagePaths,
     /// The run's `cgroup.procs` files: the child writes itself into each, first thing. A
     /// process that moves itself is quick; moving another one can wait for an RCU grace
     /// period (milliseconds on a busy machine).
@@ -135,6 +139,11 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
             fail(control, steps + 4, Errno::last());
         }
         for (i, op) in plan.ops.iter().enumerate() {
+            if let Some((path, last_may_link)) = op.target()
+                && let Err(e) = plan.image_paths.check(path, last_may_link)
+            {
+                fail(control, i, e);
+            }
             if let Err(e) = op.run() {
                 fail(control, i, e);
             }
@@ -206,6 +215,12 @@ pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
             _ => "setting up init's descriptors".into(),
         },
     };
+    if err == Errno::ELOOP {
+        return format!(
+            "{what}: the image has a symbolic link on this path, and labrun does not follow an \
+             image's links while it builds the root"
+        );
+    }
     format!("{what}: {}", err.desc())
 }
 

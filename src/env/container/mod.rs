@@ -6,12 +6,14 @@
 //! /dev, a small init as PID 1, and shells hardened before they execute. See the book's
 //! design/container page for the why of each step.
 //!
-//! - `rootfs` plans the mounts, `ops` are the steps, `child` and `init` run in the container;
+//! - `rootfs` plans the mounts, `ops` are the steps (`beneath` keeps them inside the image),
+//!   `child` and `init` run in the container;
 //! - `runtime` is labrun's side of it, `shell` starts the session's shells through init;
 //! - `userns` writes id maps, `hardening` is what a shell gives up, `wire` the messages;
 //! - `setup` builds the notebook's `setup:` steps into cached layers, each in a container of
 //!   its own started the same way.
 
+pub mod beneath;
 pub mod child;
 pub mod hardening;
 pub mod init;
@@ -124,6 +126,7 @@ fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
             kind: ImageKind::Host,
             shell_hint: Some("bash".into()),
             notes: Vec::new(),
+            run_config: image::RunConfig::default(),
         },
         (_, Ok(cache)) => image::resolve(&image_ref, cache).map_err(image_error)?,
         (_, Err(e)) => return Err(EnvError::Other(e.to_string())),
@@ -190,6 +193,8 @@ struct StartAs {
     upper: Option<PathBuf>,
     host_network: bool,
     privileged: bool,
+    /// The lab's working directory (`lab_workdir`), made in the root if it is missing.
+    workdir: String,
 }
 
 /// A started container and what must live as long as it does.
@@ -232,7 +237,7 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
     crate::trace::mark("cgroups created");
     let control = run.subdir("ctl", 0o700)?;
     let staging = run.subdir("root", 0o700)?;
-    let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
+    let workdir = how.workdir;
     let root = RootSpec {
         source: how.source,
         staging,
@@ -279,6 +284,13 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
+        image_paths: beneath::ImagePaths {
+            root: ops::cstring(root.staging.join("merged")),
+            host_binds: ["lab/.notebook", "lab/.submission"]
+                .iter()
+                .map(|bind| ops::cstring(root.staging.join("merged").join(bind)))
+                .collect(),
+        },
         cgroup_procs: cgroup
             .iter()
             .flat_map(|c| c.v1_join_files())
@@ -305,9 +317,14 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
     })
 }
 
-/// The environment every shell of the container starts with.
-pub(crate) fn shell_env(spec: &EnvSpec) -> std::collections::BTreeMap<String, String> {
+/// The environment every shell of the container starts with: labrun's defaults, then the
+/// image's config, then labrun's own variables, then the notebook's `env:`.
+pub(crate) fn shell_env(
+    spec: &EnvSpec,
+    config: &image::RunConfig,
+) -> std::collections::BTreeMap<String, String> {
     let mut env = default_env();
+    env.extend(config.env.iter().cloned());
     env.insert("LABRUN_NOTEBOOK_DIR".into(), "/lab/.notebook".into());
     env.insert("HOSTNAME".into(), spec.hostname.clone());
     if spec.submission.is_some() {
@@ -325,6 +342,17 @@ pub(crate) struct LabRoot {
     pub shell: String,
     pub notes: Vec<String>,
     pub hold: Option<CacheHold>,
+    /// What the image's config says its processes start with.
+    pub run_config: image::RunConfig,
+}
+
+/// The lab's working directory: the notebook's `workdir:`, else the image config's
+/// `WorkingDir`, else `/lab`.
+pub(crate) fn lab_workdir(spec: &EnvSpec, config: &image::RunConfig) -> String {
+    spec.workdir
+        .clone()
+        .or_else(|| config.workdir.clone())
+        .unwrap_or_else(|| "/lab".into())
 }
 
 pub(crate) fn lab_root(spec: &EnvSpec) -> Result<LabRoot, EnvError> {
@@ -341,11 +369,19 @@ pub(crate) fn lab_root(spec: &EnvSpec) -> Result<LabRoot, EnvError> {
         ),
         None => (source, None),
     };
+    let mut notes = image.notes;
+    if let Some(user) = &image.run_config.user {
+        notes.push(format!(
+            "the image's config runs its processes as user '{user}'; labrun runs the cells as \
+             root, and a cell runs as another user with `user:`"
+        ));
+    }
     Ok(LabRoot {
         source,
         shell,
-        notes: image.notes,
+        notes,
         hold,
+        run_config: image.run_config,
     })
 }
 
@@ -355,6 +391,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         shell,
         notes,
         hold,
+        run_config,
     } = lab_root(spec)?;
     let started = start(
         spec,
@@ -363,6 +400,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             upper: None,
             host_network: spec.host_network,
             privileged: spec.privileged,
+            workdir: lab_workdir(spec, &run_config),
         },
     )?;
     let (container, cgroup, workdir) = (
@@ -383,7 +421,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     let launch = ShellLaunch {
         program: PathBuf::from(&shell),
         args: super::shell_args(&shell),
-        env: shell_env(spec),
+        env: shell_env(spec, &run_config),
         cwd: PathBuf::from(&workdir),
         control_dir: started.control,
         control_dir_inside: CONTROL_DIR.into(),

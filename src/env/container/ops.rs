@@ -187,6 +187,22 @@ impl Op {
         }
     }
 
+    /// The path the step creates or mounts on, and whether it leaves a link there alone (a
+    /// link of its own it makes, or an existing one that `O_NOFOLLOW` refuses).
+    pub fn target(&self) -> Option<(&CStr, bool)> {
+        match self {
+            Op::Mount { target, .. } => Some((target, false)),
+            Op::Mkdir { path, .. } | Op::CharDevice { path, .. } | Op::SetXattr { path, .. } => {
+                Some((path, false))
+            }
+            Op::MkFile { path, .. } | Op::Symlink { path, .. } => Some((path, true)),
+            Op::PivotRoot { .. }
+            | Op::SetHostname { .. }
+            | Op::Chdir { .. }
+            | Op::LinkUp { .. } => None,
+        }
+    }
+
     /// What the step does, for the error message when it fails.
     pub fn describe(&self) -> String {
         let s = |c: &CStr| c.to_string_lossy().into_owned();

@@ -293,8 +293,17 @@ impl RootSpec {
                 ));
             }
         }
-        let lab = merged.join(relative(Path::new(&self.workdir)));
-        ops.push(mkdir(&lab, 0o755));
+        // The working directory, and any directory above it the root lacks (an image config's
+        // `WorkingDir` need not exist in the image).
+        let workdir = relative(Path::new(&self.workdir));
+        let mut above: Vec<&Path> = workdir
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .collect();
+        above.reverse();
+        for dir in above {
+            ops.push(mkdir(&merged.join(dir), 0o755));
+        }
         let notebook = merged.join("lab/.notebook");
         ops.push(mkdir(&merged.join("lab"), 0o755));
         ops.push(mkdir(&notebook, 0o755));

@@ -20,12 +20,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::rootfs::{CONTROL_DIR, RootSource};
-use super::{StartAs, image_error, shell_env, start};
+use super::{StartAs, image_error, lab_workdir, shell_env, start};
 use crate::env::{EnvError, EnvSpec};
 use crate::exec::procs;
 use crate::exec::shell_process::exit_from_wait_status;
 use crate::image::layer_key::{image_key, step_key};
-use crate::image::{Cache, Image, ImageError};
+use crate::image::{Cache, Image, ImageError, RunConfig};
 use crate::outcome::ExitStatus;
 
 /// How long a step may run unless `LABRUN_SETUP_TIMEOUT` says otherwise.
@@ -77,7 +77,7 @@ pub fn stack(
         let below = with_layers(&source, &layers);
         let mut failure: Option<EnvError> = None;
         let build = |dir: &Path| {
-            build_step(spec, below, dir, shell, &step, timeout).map_err(|e| {
+            build_step(spec, &image.run_config, below, dir, shell, &step, timeout).map_err(|e| {
                 let said = e.to_string();
                 failure = Some(e);
                 ImageError::io(step.name(), std::io::Error::other(said))
@@ -141,9 +141,11 @@ fn with_layers(source: &RootSource, layers: &[PathBuf]) -> RootSource {
     }
 }
 
-/// Runs `step` in a container on `below` whose writable layer is `dir`.
+/// Runs `step` in a container on `below` whose writable layer is `dir`, with the image
+/// config's environment, in its `WorkingDir` (else `/`), as Docker runs a `RUN` step.
 fn build_step(
     spec: &EnvSpec,
+    config: &RunConfig,
     below: RootSource,
     dir: &Path,
     shell: &str,
@@ -162,6 +164,11 @@ fn build_step(
             upper: Some(dir.to_path_buf()),
             host_network: true,
             privileged: false,
+            // Made if missing, so that a step can start there.
+            workdir: config
+                .workdir
+                .clone()
+                .unwrap_or_else(|| lab_workdir(spec, config)),
         },
     )?;
     // The shell waits on fd 3 until labrun has found its pid: a step that ends at once would
@@ -171,14 +178,21 @@ fn build_step(
         step.text
     );
     let argv = vec![shell.to_string(), "-c".into(), script];
-    let env: Vec<String> = shell_env(spec)
+    let env: Vec<String> = shell_env(spec, config)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let stdin: OwnedFd = File::open("/dev/null")?.into();
     let (go, go_writer) = nix::unistd::pipe().map_err(std::io::Error::from)?;
     let container = started.container.clone();
-    let (ns_pid, host_pid) = container.spawn(false, "/", &argv, &env, stdin, go)?;
+    let (ns_pid, host_pid) = container.spawn(
+        false,
+        config.workdir.as_deref().unwrap_or("/"),
+        &argv,
+        &env,
+        stdin,
+        go,
+    )?;
     let _ = File::from(go_writer).write_all(b"go\n");
     let timed_out = Arc::new(AtomicBool::new(false));
     let (done, watchdog) = watch(host_pid, timeout, timed_out.clone());

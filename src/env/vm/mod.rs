@@ -28,7 +28,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::container::{LabRoot, lab_root, shell_env};
+use super::container::{LabRoot, lab_root, lab_workdir, shell_env};
 use super::rundir::RunDir;
 use super::{EnvError, EnvSpec, Environment};
 use crate::exec::remote_session::Agent;
@@ -106,6 +106,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         shell,
         notes,
         hold,
+        run_config,
     } = lab_root(spec)?;
     let cache = Cache::open().map_err(|e| EnvError::Other(e.to_string()))?;
     let vm_cache = cache.root().join("vm");
@@ -171,8 +172,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         save_to,
     } = started;
 
-    let workdir = spec.workdir.clone().unwrap_or_else(|| "/lab".into());
-    let env = shell_env(spec);
+    let workdir = lab_workdir(spec, &run_config);
+    let env = shell_env(spec, &run_config);
     let hello = Hello {
         layers: shares.hello_layers,
         host_dirs: shares.hello_host_dirs,

@@ -13,10 +13,10 @@ use std::sync::{Mutex, PoisonError};
 use super::client::Client;
 use super::manifest::{self, Descriptor};
 use super::{ImageError, OciRef, Settings, blob, image_error};
-use crate::image::Cache;
 use crate::image::cache::Built;
 use crate::image::tarball::skipped_notes;
 use crate::image::unpack::{UnpackOptions, Whiteouts};
+use crate::image::{Cache, RunConfig};
 
 /// Bump when the tree unpacked from the same layer would differ (a new unpack rule).
 const FORMAT: &str = "1";
@@ -35,6 +35,8 @@ pub struct Pulled {
     /// The digest of the manifest pulled (for this platform).
     pub manifest_digest: String,
     pub notes: Vec<String>,
+    /// The config's `Env`, `WorkingDir` and `User`.
+    pub run_config: RunConfig,
 }
 
 /// Pulls `r` into `cache` with the credentials and CAs the environment names
@@ -56,12 +58,14 @@ pub fn pull_with(r: &OciRef, cache: &Cache, settings: &Settings) -> Result<Pulle
             ),
         ));
     }
-    // Its digest is checked like every blob's; labrun reads nothing from it yet.
-    blob::fetch_small(&mut client, r, &manifest.config)?;
+    // Its digest is checked like every blob's; labrun reads how the image's processes run.
+    let config = blob::fetch_small(&mut client, r, &manifest.config)?;
+    let run_config = RunConfig::parse(&config).map_err(|problem| image_error(r, problem))?;
     let mut pulled = Pulled {
         layers: Vec::new(),
         manifest_digest,
         notes: Vec::new(),
+        run_config,
     };
     for built in layers_of(&client, r, &manifest.layers, cache)? {
         pulled.layers.push(built.path);
