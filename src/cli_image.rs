@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::env;
 use crate::exit_code;
-use crate::image::{Cache, ImageError};
+use crate::image::{Cache, ImageError, vm_files};
 use crate::notebook::{self, ParseOptions};
 use crate::plan::{self, RunOptions};
 use crate::units;
@@ -22,7 +22,7 @@ pub struct ImageArgs {
 
 #[derive(Subcommand, Debug)]
 enum ImageCommand {
-    /// List the cached layers: key, size, last use, what each is.
+    /// List the cached layers and the vm backend's files: key, size, last use, what each is.
     Ls,
     /// Build the image and setup layers of notebooks without running their cells.
     Build {
@@ -38,12 +38,13 @@ enum ImageCommand {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
-    /// Remove what interrupted builds left, replaced layers, and layers unused for a while.
+    /// Remove what interrupted builds left, replaced layers, and layers and vm files unused for
+    /// a while.
     Prune {
-        /// Remove layers not used for this long (30s, 12h, 7d).
+        /// Remove layers and vm files not used for this long (30s, 12h, 7d).
         #[arg(long, value_name = "DURATION", default_value = "30d")]
         unused_for: String,
-        /// Remove every layer.
+        /// Remove every layer and vm file.
         #[arg(long, conflicts_with = "unused_for")]
         all: bool,
     },
@@ -86,6 +87,9 @@ pub fn main(args: ImageArgs) -> i32 {
             };
             cache.prune(age).map(|removed| {
                 println!("removed {} layers", removed.layers.len());
+                if !removed.vm_files.is_empty() {
+                    println!("removed {} vm files", removed.vm_files.len());
+                }
                 removed.bytes
             })
         }
@@ -104,19 +108,30 @@ pub fn main(args: ImageArgs) -> i32 {
 }
 
 fn list(cache: &Cache) {
-    let layers = cache.layers();
     println!("{:<17}  {:>9}  {:>10}  WHAT", "LAYER", "SIZE", "LAST USED");
     let now = SystemTime::now();
-    for l in &layers {
-        let used = l
-            .last_used
-            .map(|t| ago(now.duration_since(t).unwrap_or_default()))
-            .unwrap_or_else(|| "never".into());
+    let used = |t: Option<SystemTime>| {
+        t.map(|t| ago(now.duration_since(t).unwrap_or_default()))
+            .unwrap_or_else(|| "never".into())
+    };
+    for l in &cache.layers() {
         let key: String = l.key.chars().take(17).collect();
         println!(
-            "{key:<17}  {:>9}  {used:>10}  {}",
+            "{key:<17}  {:>9}  {:>10}  {}",
             units::show_size(l.size),
+            used(l.last_used),
             l.what
+        );
+    }
+    // The vm backend's files, under their file names.
+    for f in vm_files::list(cache.root()) {
+        let name = f.path.file_name().unwrap_or_default().to_string_lossy();
+        let key: String = name.chars().take(17).collect();
+        println!(
+            "{key:<17}  {:>9}  {:>10}  {}",
+            units::show_size(f.size),
+            used(f.last_used),
+            f.what
         );
     }
 }

@@ -277,6 +277,45 @@ fn image_commands_list_remove_and_prune() {
 }
 
 #[test]
+fn the_vm_backends_files_are_listed_and_pruned_with_the_layers() {
+    // Snapshots (about 100 MB each, one per machine shape and labrun build), initramfs images
+    // and unpacked kernels: `image ls` shows them, `prune` removes those unused for a while.
+    let (lab, cache) = lab();
+    let vm = Path::new(&cache).join("vm");
+    fs::create_dir_all(&vm).unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(40 * 86400);
+    for (name, old) in [
+        ("snapshot-0123456789abcdef.bin", true),
+        ("initramfs-0123456789abcdef.cpio", true),
+        ("vmlinux-0123456789abcdef", false),
+    ] {
+        fs::write(vm.join(name), vec![0u8; 4096]).unwrap();
+        if old {
+            fs::File::open(vm.join(name))
+                .unwrap()
+                .set_times(fs::FileTimes::new().set_accessed(long_ago))
+                .unwrap();
+        }
+    }
+    run(&lab, &cache, &["image", "ls"])
+        .status(0)
+        .stdout_has("snapshot-01234567")
+        .stdout_has("vm snapshot (a booted machine, for warm starts)")
+        .stdout_has("40 d ago")
+        .stdout_has("vm kernel, unpacked");
+    run(&lab, &cache, &["image", "prune", "--unused-for", "30d"])
+        .status(0)
+        .stdout_has("removed 2 vm files")
+        .stdout_has("freed 8 KiB");
+    assert!(vm.join("vmlinux-0123456789abcdef").exists());
+    assert!(!vm.join("snapshot-0123456789abcdef.bin").exists());
+    run(&lab, &cache, &["image", "prune", "--all"])
+        .status(0)
+        .stdout_has("removed 1 vm files");
+    assert_eq!(fs::read_dir(&vm).unwrap().count(), 0);
+}
+
+#[test]
 fn a_docable_docker_target_runs_its_image() {
     let (lab, cache) = lab();
     lab.write(

@@ -28,6 +28,8 @@ pub struct CacheHold {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub layers: Vec<String>,
+    /// Files of the vm backend (`prune` only).
+    pub vm_files: Vec<super::vm_files::VmFile>,
     pub bytes: u64,
 }
 
@@ -91,7 +93,7 @@ impl Cache {
     }
 
     /// Removes what an interrupted build left, layers replaced by `--rebuild`, and layers not
-    /// used for `unused_for` (every layer when `None`).
+    /// used for `unused_for` (every layer when `None`); the vm backend's files likewise.
     pub fn prune(&self, unused_for: Option<Duration>) -> Result<Removed, ImageError> {
         let _hold = self.hold_exclusively()?;
         let now = SystemTime::now();
@@ -103,7 +105,9 @@ impl Cache {
                 (Some(age), Some(used)) => now.duration_since(used).unwrap_or_default() >= age,
             })
             .collect();
-        let removed = self.remove_all(&doomed)?;
+        let mut removed = self.remove_all(&doomed)?;
+        removed.vm_files = super::vm_files::prune(self.root(), unused_for);
+        removed.bytes += removed.vm_files.iter().map(|f| f.size).sum::<u64>();
         for dir in ["trash", "tmp"] {
             if let Ok(entries) = fs::read_dir(self.root().join(dir)) {
                 for entry in entries.flatten() {

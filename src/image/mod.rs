@@ -38,6 +38,7 @@ pub mod registry;
 pub mod run_config;
 pub mod tarball;
 pub mod unpack;
+pub mod vm_files;
 
 use std::path::{Path, PathBuf};
 

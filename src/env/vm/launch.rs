@@ -101,6 +101,7 @@ pub fn start(p: &Plan) -> Result<Started, EnvError> {
         match warm(p, saved) {
             Ok(started) => {
                 crate::trace::mark("vm restored");
+                crate::image::vm_files::mark_used(saved);
                 return Ok(started);
             }
             Err(e) => {

@@ -34,8 +34,8 @@ use super::{EnvError, EnvSpec, Environment};
 use crate::exec::remote_session::Agent;
 use crate::exec::session::ShellLaunch;
 use crate::exec::shell_process::{ShellProcess, ShellStarter};
-use crate::image::Cache;
 use crate::image::maintenance::CacheHold;
+use crate::image::{Cache, vm_files};
 use crate::limits::{DEFAULT_DISK, Limits};
 use shares::shares_for;
 use wire::Hello;
@@ -48,11 +48,13 @@ const OVERHEAD_MIB: u64 = 160;
 /// The lab's memory when `limits.memory` is not set.
 const DEFAULT_MEMORY: u64 = 512 << 20;
 
-/// What lives as long as the run: the machine first, then its directory and the layers.
+/// What lives as long as the run: the machine first, then its directory, the layers and the
+/// vm's cached files (`labrun image prune` waits for it).
 struct Guard {
     _machine: Arc<Mutex<qemu::Machine>>,
     _run: RunDir,
     _hold: Option<CacheHold>,
+    _vm_files_hold: CacheHold,
 }
 
 impl super::EnvGuard for Guard {
@@ -109,7 +111,8 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         run_config,
     } = lab_root(spec)?;
     let cache = Cache::open().map_err(|e| EnvError::Other(e.to_string()))?;
-    let vm_cache = cache.root().join("vm");
+    let vm_files_hold = cache.hold().map_err(|e| EnvError::Other(e.to_string()))?;
+    let vm_cache = vm_files::dir(cache.root());
     let bootable = kernel::bootable(&kernel.path, &vm_cache);
     let initramfs = initramfs::build(kernel.modules.as_deref(), &vm_cache)
         .map_err(|e| EnvError::Other(format!("building the vm's initramfs: {e}")))?;
@@ -165,6 +168,10 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         snapshot: snapshot::enabled().then(|| snapshot::path_for(&vm_cache, &shape)),
     })?;
     crate::trace::mark("qemu started");
+    // What `labrun image ls` shows as last used, and `prune` keeps.
+    for used in [&bootable, &initramfs] {
+        vm_files::mark_used(used);
+    }
     let launch::Started {
         machine,
         agent: ours,
@@ -229,6 +236,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             _machine: machine,
             _run: run,
             _hold: hold,
+            _vm_files_hold: vm_files_hold,
         }),
     })
 }
