@@ -539,9 +539,13 @@ impl LocalSession {
                 };
                 // Live output shows error messages as the recorded output will.
                 let streaming = live.is_some();
+                let mut renamer = LiveRename::new(&needle, &shown);
                 let mut forward = |chunk: &[u8]| {
                     if let Some(f) = live.as_mut() {
-                        f(&rename_source(chunk.to_vec(), &needle, &shown));
+                        let ready = renamer.push(chunk);
+                        if !ready.is_empty() {
+                            f(&ready);
+                        }
                     }
                 };
                 let mut step_live: Live = if streaming { Some(&mut forward) } else { None };
@@ -608,6 +612,12 @@ impl LocalSession {
                 step.out.finish(&mut step_live);
                 if let Some(e) = step.err.as_mut() {
                     e.finish(&mut step_live);
+                }
+                let rest = renamer.finish();
+                if let Some(f) = live.as_mut()
+                    && !rest.is_empty()
+                {
+                    f(&rest);
                 }
                 let status = match (report.map(|r| r.status), shell_exit) {
                     (Some(_), _) if !report.is_some_and(|r| r.ran) => {
@@ -842,6 +852,42 @@ fn find_report(buf: &mut Vec<u8>, nonce: &str, ran_nonce: Option<&str>) -> Optio
     Some(Report { status, ran })
 }
 
+/// `rename_source` for output shown as it comes: a file name may arrive split across two
+/// chunks, so a tail that could be the start of one waits for the next chunk (or the end).
+struct LiveRename<'a> {
+    needle: &'a str,
+    shown: &'a str,
+    held: Vec<u8>,
+}
+
+impl<'a> LiveRename<'a> {
+    fn new(needle: &'a str, shown: &'a str) -> Self {
+        LiveRename {
+            needle,
+            shown,
+            held: Vec::new(),
+        }
+    }
+
+    /// What of the output so far can be shown now, renamed.
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.held.extend_from_slice(chunk);
+        let needle = self.needle.as_bytes();
+        // The longest tail that is a proper beginning of the needle stays.
+        let keep = (1..needle.len().min(self.held.len() + 1))
+            .rev()
+            .find(|&n| self.held.ends_with(&needle[..n]))
+            .unwrap_or(0);
+        let ready: Vec<u8> = self.held.drain(..self.held.len() - keep).collect();
+        rename_source(ready, self.needle, self.shown)
+    }
+
+    /// The rest, at the end of the command.
+    fn finish(&mut self) -> Vec<u8> {
+        rename_source(std::mem::take(&mut self.held), self.needle, self.shown)
+    }
+}
+
 /// Error messages name the sourced file ("/…/c.3: line 2: …"); show them as bash would
 /// for a command typed at a prompt ("bash: line 2: …"), so output does not depend on
 /// where the control directory happens to be.
@@ -867,6 +913,28 @@ fn rename_source(bytes: Vec<u8>, needle: &str, shown: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_output_is_renamed_when_a_name_arrives_in_pieces() {
+        let needle = "/bin/sh: /run/labrun/c.1.0: ";
+        let whole = b"a\n/bin/sh: /run/labrun/c.1.0: line 1: x: not found\nb";
+        // Every way of cutting the output in two gives the same shown text.
+        for cut in 0..=whole.len() {
+            let mut live = LiveRename::new(needle, "sh: ");
+            let mut shown = live.push(&whole[..cut]);
+            shown.extend(live.push(&whole[cut..]));
+            shown.extend(live.finish());
+            assert_eq!(
+                String::from_utf8(shown).unwrap(),
+                "a\nsh: line 1: x: not found\nb",
+                "cut at {cut}"
+            );
+        }
+        // A prompt that merely looks like the start of a name is shown at the end at the latest.
+        let mut live = LiveRename::new(needle, "sh: ");
+        assert_eq!(live.push(b"Password: /bin"), b"Password: ");
+        assert_eq!(live.finish(), b"/bin");
+    }
 
     #[test]
     fn reports_are_found_by_nonce_whatever_surrounds_them() {
