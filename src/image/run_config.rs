@@ -63,14 +63,12 @@ impl RunConfig {
     }
 }
 
-/// `NAME=VALUE`, where NAME is a name a shell can hold.
+/// `NAME=VALUE`. A name a shell cannot hold as a variable (`spring.profiles.active`) is
+/// still passed on in the environment, as Docker does.
 fn env_entry(text: &str) -> Result<(String, String), String> {
     let bad = || format!("has a config whose Env entry '{text}' is not NAME=VALUE");
     let (name, value) = text.split_once('=').ok_or_else(bad)?;
-    let valid_name = !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid_name || value.contains('\0') {
+    if name.is_empty() || text.contains('\0') {
         return Err(bad());
     }
     Ok((name.to_string(), value.to_string()))
@@ -98,7 +96,8 @@ mod tests {
     #[test]
     fn env_workdir_and_user_are_read_and_the_rest_ignored() {
         let config = br#"{"architecture": "amd64", "config": {
-            "Env": ["PATH=/opt/tool/bin:/usr/bin", "GREETING=hello=world", "EMPTY="],
+            "Env": ["PATH=/opt/tool/bin:/usr/bin", "GREETING=hello=world", "EMPTY=",
+                    "spring.profiles.active=lab"],
             "WorkingDir": "/srv/app", "User": "1000:1000",
             "Entrypoint": ["/bin/app"], "ExposedPorts": {"80/tcp": {}}}}"#;
         let parsed = RunConfig::parse(config).unwrap();
@@ -108,6 +107,7 @@ mod tests {
                 ("PATH".into(), "/opt/tool/bin:/usr/bin".into()),
                 ("GREETING".into(), "hello=world".into()),
                 ("EMPTY".into(), String::new()),
+                ("spring.profiles.active".into(), "lab".into()),
             ]
         );
         assert_eq!(parsed.workdir.as_deref(), Some("/srv/app"));
@@ -132,7 +132,7 @@ mod tests {
             (b"not json", "not JSON"),
             (br#"{"config": {"Env": "A=1"}}"#, "not a list"),
             (br#"{"config": {"Env": ["JUSTANAME"]}}"#, "'JUSTANAME'"),
-            (br#"{"config": {"Env": ["1X=2"]}}"#, "'1X=2'"),
+            (br#"{"config": {"Env": ["=2"]}}"#, "'=2'"),
             (
                 br#"{"config": {"WorkingDir": "app"}}"#,
                 "'app' is not an absolute path",
