@@ -149,7 +149,7 @@ impl Capture {
     /// `direct` reads the descriptor without consulting tokio's cached readiness, which may
     /// not have seen data that arrived just before the command ended.
     fn drain_now(&mut self, live: &mut Live, direct: bool) -> bool {
-        let mut buf = [0u8; 65536];
+        let mut buf = [0u8; 16384];
         loop {
             let got = if direct {
                 nix::unistd::read(&self.reader, &mut buf).map_err(io::Error::from)

@@ -14,8 +14,11 @@
 //!    x32 onto the table would double the rules for an ABI most kernels leave disabled.
 //!    Negative numbers (top bit set) are allowed through: they are no syscall, the kernel
 //!    answers `ENOSYS` itself, and a tracer uses -1 to skip a call.
-//! 3. A chain of `nr ==` tests against the table rows for that ABI, each jumping to a shared
-//!    `EPERM` / `ENOSYS` return or to a short argument check; falling off the chain allows.
+//! 3. A search over the table's rows for that ABI, sorted by number: `nr >=` tests halve
+//!    them down to a few `nr ==` tests, each jumping to a shared `EPERM` / `ENOSYS` return
+//!    or to a short argument check; a number no row has is allowed. The kernel runs the
+//!    program for every syscall number when the filter is installed (see `bpf::search`), so
+//!    its depth, not its length, is what each shell's start pays.
 //!
 //! The program never looks at arguments before it has matched a syscall number, so the
 //! kernel's per-syscall action cache (5.11+) answers every syscall the table does not mention
@@ -310,6 +313,9 @@ mod bpf {
         (std::mem::offset_of!(libc::seccomp_data, args) + 8 * arg) as u32
     }
 
+    /// Rows a branch of the search tests one by one.
+    const SEARCH_LEAF: usize = 4;
+
     #[derive(Clone, Copy, PartialEq, Eq)]
     enum Abi {
         X86_64,
@@ -381,14 +387,15 @@ mod bpf {
             self.insns.push(Insn::Jump { code, k, yes, no });
         }
 
-        /// The rules of one ABI: a chain of syscall-number tests, then the argument checks,
-        /// then the shared returns.
+        /// The rules of one ABI: a search tree over the syscall numbers the table names,
+        /// then the argument checks, then the shared returns.
         fn abi_section(&mut self, abi: Abi, privileged: bool) {
             let allow = self.label();
             let eperm = self.label();
             let enosys = self.label();
             let x32 = (abi == Abi::X86_64).then(|| self.label());
             let mut argument_checks = Vec::new();
+            let mut rows: Vec<(u32, Label)> = Vec::new();
 
             self.load(NR_OFFSET);
             if let Some(x32) = x32 {
@@ -417,9 +424,10 @@ mod bpf {
                         check
                     }
                 };
-                self.jump(JEQ, number, To::Label(target), To::Next);
+                rows.push((number, target));
             }
-            self.ret(ALLOW);
+            rows.sort_by_key(|&(number, _)| number);
+            self.search(&rows);
 
             for (check, rule) in argument_checks {
                 self.bind(check);
@@ -435,6 +443,27 @@ mod bpf {
             self.ret(EPERM);
             self.bind(enosys);
             self.ret(ENOSYS);
+        }
+
+        /// Sends the loaded syscall number to its row's target, or allows it: halves the
+        /// sorted `rows` with `>=` tests down to a few, then tests those for equality. The
+        /// kernel runs the program once per syscall number when the filter is installed (to
+        /// fill its cache of always-allowed calls), so the program's depth, not its length,
+        /// is what starting a shell pays: a chain of every row cost about 0.2 ms here.
+        fn search(&mut self, rows: &[(u32, Label)]) {
+            if rows.len() <= SEARCH_LEAF {
+                for &(number, target) in rows {
+                    self.jump(JEQ, number, To::Label(target), To::Next);
+                }
+                self.ret(ALLOW);
+                return;
+            }
+            let (low, high) = rows.split_at(rows.len() / 2);
+            let upper = self.label();
+            self.jump(JGE, high[0].0, To::Label(upper), To::Next);
+            self.search(low);
+            self.bind(upper);
+            self.search(high);
         }
 
         fn argument_check(&mut self, rule: Rule, allow: Label, eperm: Label) {
@@ -589,6 +618,126 @@ mod tests {
         let before = names.len();
         names.dedup();
         assert_eq!(before, names.len());
+    }
+
+    /// Runs a seccomp program on one call as the kernel does; returns the action and how
+    /// many instructions ran.
+    #[cfg(target_arch = "x86_64")]
+    fn run(program: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
+        let word = |offset: u32| -> u32 {
+            match offset {
+                0 => nr,
+                4 => arch,
+                16..=63 => {
+                    let arg = args[(offset as usize - 16) / 8];
+                    if offset.is_multiple_of(8) {
+                        arg as u32
+                    } else {
+                        (arg >> 32) as u32
+                    }
+                }
+                _ => panic!("load of offset {offset}"),
+            }
+        };
+        let (mut pc, mut a, mut steps) = (0usize, 0u32, 0usize);
+        loop {
+            let insn = program[pc];
+            steps += 1;
+            let class = u32::from(insn.code);
+            let taken = |yes: bool| if yes { insn.jt } else { insn.jf } as usize;
+            pc += 1;
+            match class {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => a = word(insn.k),
+                c if c == libc::BPF_RET | libc::BPF_K => return (insn.k, steps),
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => pc += taken(a == insn.k),
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => pc += taken(a >= insn.k),
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
+                    pc += taken(a & insn.k != 0)
+                }
+                _ => panic!("instruction {class:#x} is not one the compiler emits"),
+            }
+        }
+    }
+
+    /// What the table says of one call, read straight from [`SYSCALLS`].
+    fn expected(x86_64: bool, nr: u32, args: [u64; 6], privileged: bool) -> u32 {
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        if x86_64 && nr >= 0x4000_0000 {
+            return if nr >= 0x8000_0000 { allow } else { eperm };
+        }
+        let row = SYSCALLS.iter().find(|s| {
+            let number = if x86_64 { s.x86_64 } else { s.i386 };
+            number == Some(nr)
+        });
+        let Some(row) = row else { return allow };
+        let low = |arg: usize| args[arg] as u32;
+        let verdict = |deny: bool| if deny { eperm } else { allow };
+        match row.rule {
+            Rule::Deny => eperm,
+            Rule::NoSys => enosys,
+            Rule::DenyUnlessPrivileged => verdict(!privileged),
+            Rule::DenyBitsUnlessPrivileged { arg, mask } => {
+                verdict(!privileged && low(arg) & mask != 0)
+            }
+            Rule::DenyValues { arg, values } => verdict(values.contains(&low(arg))),
+            Rule::AllowOnlyValues { arg, values } => verdict(!values.contains(&low(arg))),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_program_does_what_the_table_says_for_every_call() {
+        let mut values: Vec<u64> = vec![0, 1, 0xFFFF_FFFF, 0x1_0000_0000, libc::SIGCHLD as u64];
+        values.extend(DENIED_IOCTLS.iter().map(|&v| u64::from(v)));
+        values.extend(ALLOWED_PERSONALITIES.iter().map(|&v| u64::from(v)));
+        values.extend((0..32).map(|bit| 1u64 << bit));
+        let mut numbers: Vec<u32> = (0..1100).collect();
+        numbers.extend([0x4000_0000, 0x4000_0001, 0x7FFF_FFFF, 0x8000_0000, u32::MAX]);
+        let (x86_64, i386) = (0xC000_003E, 0x4000_0003);
+        for privileged in [false, true] {
+            let program = Filter::default_for(privileged).program;
+            for &nr in &numbers {
+                for &value in &values {
+                    // The checked arguments are 0 and 1; the other slot holds something else.
+                    for args in [[value, 0x5412, 0, 0, 0, 0], [0, value, 0, 0, 0, 0]] {
+                        for (arch, is_64) in [(x86_64, true), (i386, false)] {
+                            let (action, _) = run(&program, arch, nr, args);
+                            assert_eq!(
+                                action,
+                                expected(is_64, nr, args, privileged),
+                                "nr {nr} args {args:x?} on {arch:#x}, privileged {privileged}"
+                            );
+                        }
+                    }
+                }
+                let (other_arch, _) = run(&program, 0x4000_00B7, nr, [0; 6]);
+                assert_eq!(other_arch, libc::SECCOMP_RET_KILL_PROCESS);
+            }
+        }
+    }
+
+    /// Installing a filter runs it for every syscall number, so a deep program makes every
+    /// shell's start slower (a chain of every row ran up to 70 instructions per number).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_syscall_number_is_decided_within_a_few_instructions() {
+        for privileged in [false, true] {
+            let program = Filter::default_for(privileged).program;
+            for arch in [0xC000_003E, 0x4000_0003] {
+                let deepest = (0..1100)
+                    .map(|nr| run(&program, arch, nr, [0; 6]).1)
+                    .max()
+                    .unwrap_or(0);
+                // The architecture and number tests, four halvings, four rows, and the
+                // longest argument check (personality's five values).
+                assert!(
+                    deepest <= 20,
+                    "{deepest} instructions for one number on {arch:#x}"
+                );
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

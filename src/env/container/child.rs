@@ -92,6 +92,52 @@ fn wait_go(sync: RawFd) -> bool {
     }
 }
 
+/// Sends labrun a descriptor of /lab, on the lab's writable disk: labrun measures the disk's
+/// free space with fstatfs on it, without asking the container. The root is built, so /lab
+/// is the lab's own (never one of the image's links: it is a mount, or a directory labrun made).
+///
+/// # Safety
+/// Called by the child with `control` its socket to labrun.
+unsafe fn share_disk(control: RawFd, steps: usize) {
+    // SAFETY: open, sendmsg and close on stack data; the control buffer is sized for one fd.
+    unsafe {
+        let fd = libc::open(
+            c"/lab".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            fail(control, steps + 5, Errno::last());
+        }
+        let bytes = Reply {
+            kind: wire::DISK_FD,
+            a: 0,
+            b: 0,
+        }
+        .encode();
+        let mut iov = libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+        let mut cbuf = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        libc::CMSG_DATA(cmsg).cast::<RawFd>().write_unaligned(fd);
+        let sent = libc::sendmsg(control, &msg, libc::MSG_NOSIGNAL);
+        let err = Errno::last();
+        libc::close(fd);
+        if sent < 0 {
+            fail(control, steps + 5, err);
+        }
+    }
+}
+
 fn fail(control: RawFd, step: usize, err: Errno) -> ! {
     send(
         control,
@@ -148,6 +194,7 @@ pub unsafe fn main(plan: &ChildPlan) -> ! {
                 fail(control, i, e);
             }
         }
+        share_disk(control, steps);
         if plan.session_userns {
             if libc::unshare(libc::CLONE_NEWUSER) < 0 {
                 fail(control, steps + 1, Errno::last());
@@ -212,6 +259,7 @@ pub fn describe_failure(plan_ops: &[Op], step: usize, errno: i32) -> String {
             1 => "entering the session's user namespace".into(),
             2 => "unsharing the cgroup namespace (and the session's mount namespace)".into(),
             4 => "joining the lab's network namespace".into(),
+            5 => "opening /lab, to measure the lab's disk".into(),
             _ => "setting up init's descriptors".into(),
         },
     };

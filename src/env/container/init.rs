@@ -72,7 +72,9 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening, mut detach_old_root: bool) 
         let mut shells = Shells {
             pids: [0; MAX_SHELLS],
         };
-        let mut buf = [0u8; wire::MAX_REQUEST];
+        let Some(Scratch { request, mut room }) = Scratch::map() else {
+            libc::_exit(1);
+        };
         let mut detached = false;
         let mut ctl = ctl;
         loop {
@@ -110,7 +112,7 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening, mut detach_old_root: bool) 
             }
             if fds[0].revents != 0 {
                 let mut rights = [-1 as RawFd; 2];
-                let n = receive(ctl, &mut buf, &mut rights);
+                let n = receive(ctl, request, &mut rights);
                 if n <= 0 {
                     if !detached {
                         // labrun is gone: end the container.
@@ -121,10 +123,10 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening, mut detach_old_root: bool) 
                     ctl = -1;
                     continue;
                 }
-                let msg = &buf[..n as usize];
+                let msg = &request[..n as usize];
                 match msg.first() {
                     Some(&wire::SPAWN) => {
-                        let pid = spawn(msg, rights, hardening);
+                        let pid = spawn(msg, rights, hardening, &mut room);
                         // The old root goes while the first shell starts, and before labrun
                         // hears of that shell, so before it can send it anything to run.
                         if detach_old_root && let Ok(shell) = pid {
@@ -155,18 +157,6 @@ pub unsafe fn run(ctl: RawFd, hardening: &Hardening, mut detach_old_root: bool) 
                         detached = true;
                         libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
                         send(ctl, wire::DETACHED, 0, 0);
-                    }
-                    Some(&wire::DISK_QUERY) => {
-                        let mut st: libc::statvfs = std::mem::zeroed();
-                        let (free, total) = if libc::statvfs(c"/lab".as_ptr(), &mut st) == 0 {
-                            let kib = |blocks: u64| {
-                                (blocks.saturating_mul(st.f_frsize) / 1024).min(i32::MAX as u64)
-                            };
-                            (kib(st.f_bavail) as i32, kib(st.f_blocks) as i32)
-                        } else {
-                            (-1, -1)
-                        };
-                        send(ctl, wire::DISK, free, total);
                     }
                     _ => {
                         for fd in rights {
@@ -245,15 +235,74 @@ unsafe fn receive(ctl: RawFd, buf: &mut [u8], rights: &mut [RawFd; 2]) -> isize 
     }
 }
 
+/// init's working memory, mapped once: pages are touched only where used. On the stack, the
+/// same buffers would cost every page up front (zeroing and stack probes), a few microseconds
+/// each on a virtual machine, all before the first shell starts.
+struct Scratch {
+    /// A request from labrun.
+    request: &'static mut [u8],
+    room: SpawnRoom,
+}
+
+/// What starting a shell needs besides the request.
+struct SpawnRoom {
+    /// Pointers to the request's arguments and environment, each list ended by a null.
+    argv: &'static mut [*const libc::c_char],
+    envp: &'static mut [*const libc::c_char],
+    /// Top of the stack the shell's process runs on until it executes.
+    stack_top: *mut libc::c_void,
+}
+
+impl Scratch {
+    /// Maps the memory (zeroed by the kernel, so every slice starts out valid); None when
+    /// the kernel refuses.
+    fn map() -> Option<Scratch> {
+        let pointers = MAX_STRINGS * std::mem::size_of::<*const libc::c_char>();
+        let len = wire::MAX_REQUEST + 2 * pointers + SHELL_STACK;
+        // SAFETY: a fresh private anonymous mapping, never unmapped: init lives as long as
+        // it. The slices cover disjoint parts of it; zero bytes are valid for both types.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return None;
+            }
+            let base = base.cast::<u8>();
+            let request = std::slice::from_raw_parts_mut(base, wire::MAX_REQUEST);
+            let argv = base.add(wire::MAX_REQUEST).cast::<*const libc::c_char>();
+            let envp = base
+                .add(wire::MAX_REQUEST + pointers)
+                .cast::<*const libc::c_char>();
+            Some(Scratch {
+                request,
+                room: SpawnRoom {
+                    argv: std::slice::from_raw_parts_mut(argv, MAX_STRINGS),
+                    envp: std::slice::from_raw_parts_mut(envp, MAX_STRINGS),
+                    stack_top: base.add(len).cast(),
+                },
+            })
+        }
+    }
+}
+
 /// Starts a shell from a SPAWN request: `S flags cwd\0 argv...\0 \0 env...\0`.
-unsafe fn spawn(msg: &[u8], rights: [RawFd; 2], hardening: &Hardening) -> Result<i32, Errno> {
+unsafe fn spawn(
+    msg: &[u8],
+    rights: [RawFd; 2],
+    hardening: &Hardening,
+    room: &mut SpawnRoom,
+) -> Result<i32, Errno> {
     let [control, status] = rights;
     if control < 0 || status < 0 || msg.len() < 3 || *msg.last().unwrap_or(&1) != 0 {
         return Err(Errno::EINVAL);
     }
     let privileged = msg[1] & wire::PRIVILEGED != 0;
-    let mut argv = [std::ptr::null::<libc::c_char>(); MAX_STRINGS];
-    let mut envp = [std::ptr::null::<libc::c_char>(); MAX_STRINGS];
     let (mut argc, mut envc) = (0, 0);
     let mut cwd: *const libc::c_char = std::ptr::null();
     let mut in_env = false;
@@ -273,39 +322,40 @@ unsafe fn spawn(msg: &[u8], rights: [RawFd; 2], hardening: &Hardening) -> Result
             if argc + 1 >= MAX_STRINGS {
                 return Err(Errno::E2BIG);
             }
-            argv[argc] = s;
+            room.argv[argc] = s;
             argc += 1;
         } else {
             if envc + 1 >= MAX_STRINGS {
                 return Err(Errno::E2BIG);
             }
-            envp[envc] = s;
+            room.envp[envc] = s;
             envc += 1;
         }
     }
     if argc == 0 {
         return Err(Errno::EINVAL);
     }
+    // The lists are reused: end each after this request's entries.
+    room.argv[argc] = std::ptr::null();
+    room.envp[envc] = std::ptr::null();
     let args = ShellArgs {
         control,
         status,
         cwd,
-        argv: argv.as_ptr(),
-        envp: envp.as_ptr(),
+        argv: room.argv.as_ptr(),
+        envp: room.envp.as_ptr(),
         privileged,
         hardening,
     };
     // The shell's process shares init's memory until it executes, and init waits for that
     // (vfork): no copy of init's page tables, which are labrun's. It runs on a stack of its
     // own and writes nothing but that stack.
-    let mut stack = [0u8; SHELL_STACK];
-    // SAFETY: `stack` and `args` outlive the child's use of them (init is suspended until
+    // SAFETY: the stack and `args` outlive the child's use of them (init is suspended until
     // the child executes or exits); `start_shell` only makes system calls.
     let pid = unsafe {
-        let top = stack.as_mut_ptr().add(SHELL_STACK) as *mut libc::c_void;
         libc::clone(
             start_shell,
-            top,
+            room.stack_top,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             &args as *const ShellArgs as *mut libc::c_void,
         )

@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, recv, sendmsg, socketpair,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, recvmsg, sendmsg,
+    socketpair,
 };
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -34,6 +35,8 @@ pub struct Container {
     maps: Option<IdMaps>,
     /// Exits init reported, by shell pid (init's namespace), not yet collected.
     exits: Mutex<HashMap<i32, i32>>,
+    /// /lab, on the lab's writable disk (`wire::DISK_FD`).
+    disk: Mutex<Option<OwnedFd>>,
     /// To describe a failed setup step.
     plan: ChildPlan,
 }
@@ -176,6 +179,7 @@ impl Container {
                 Some(IdMaps::identity())
             },
             exits: Mutex::new(HashMap::new()),
+            disk: Mutex::new(None),
             plan,
         };
         if let Some(maps) = &rootless {
@@ -219,7 +223,7 @@ impl Container {
     /// Messages that may come at any time.
     fn unexpected(&self, kind: u8) -> io::Result<()> {
         match kind {
-            wire::EXITED => Ok(()),
+            wire::EXITED | wire::DISK_FD => Ok(()),
             _ => Err(io::Error::other(format!(
                 "the container's init sent an unknown message ({kind})"
             ))),
@@ -246,8 +250,15 @@ impl Container {
 
     fn receive_any(&self) -> io::Result<Reply> {
         let mut buf = [0u8; wire::REPLY_LEN];
-        let n = loop {
-            match recv(self.control.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let mut space = nix::cmsg_space!(RawFd);
+        let (n, passed) = loop {
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<UnixAddr>(
+                self.control.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::EAGAIN) => {
                     return Err(io::Error::other(format!(
@@ -256,7 +267,18 @@ impl Container {
                     )));
                 }
                 Err(e) => return Err(e.into()),
-                Ok(n) => break n,
+                Ok(msg) => {
+                    let mut passed = None;
+                    for cmsg in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                            for fd in fds {
+                                // SAFETY: the kernel just installed it in this process.
+                                passed.get_or_insert(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                        }
+                    }
+                    break (msg.bytes, passed);
+                }
             }
         };
         if n == 0 {
@@ -267,11 +289,15 @@ impl Container {
         }
         let reply = Reply::decode(&buf[..n])
             .ok_or_else(|| io::Error::other("a malformed message from the container's init"))?;
-        if reply.kind == wire::EXITED {
-            self.exits
-                .lock()
-                .expect("not poisoned")
-                .insert(reply.a, reply.b);
+        match reply.kind {
+            wire::EXITED => {
+                self.exits
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(reply.a, reply.b);
+            }
+            wire::DISK_FD => *self.disk.lock().expect("not poisoned") = passed,
+            _ => {}
         }
         Ok(reply)
     }
@@ -390,18 +416,19 @@ impl Container {
         self.answer(wire::DETACHED).map(|_| ())
     }
 
-    /// Bytes free on the writable disk, as init sees it (labrun may not read the container's
-    /// root through /proc: init is not dumpable).
+    /// Bytes free on the lab's writable disk: fstatfs on the descriptor of /lab the
+    /// container sent when its root was built. None before that, or if the kernel will not say.
     pub fn disk_free(&self) -> Option<u64> {
-        self.request(&[wire::DISK_QUERY], &[], "asking for the disk")
-            .ok()?;
-        let reply = self.answer(wire::DISK).ok()?;
-        (reply.a >= 0).then(|| reply.a as u64 * 1024)
+        let disk = self.disk.lock().expect("not poisoned");
+        let st = nix::sys::statfs::fstatfs(disk.as_ref()?).ok()?;
+        Some((st.blocks_available() as u64).saturating_mul(st.block_size() as u64))
     }
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
+        // The disk's descriptor first: held, it would keep the lab's tmpfs alive past init.
+        self.disk.lock().expect("not poisoned").take();
         // Killing init kills every process of its PID namespace; waiting for it means they
         // are all gone, and with them the mount namespace and its mounts.
         let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);

@@ -3,7 +3,8 @@
 //! init answers with fixed 16-byte messages (a kind byte and three integers), so that it can
 //! build and read them without allocating. labrun asks with a kind byte, a flag byte and a
 //! payload of NUL-terminated strings: the working directory, the program's arguments, an
-//! empty string, then the environment. The shell's two descriptors travel as SCM_RIGHTS.
+//! empty string, then the environment. The shell's two descriptors travel as SCM_RIGHTS, and
+//! so does the descriptor of the lab's disk init sends first.
 
 /// init → labrun: setup step `a` failed with errno `b`.
 pub const SETUP_FAILED: u8 = b'E';
@@ -16,15 +17,14 @@ pub const SPAWNED: u8 = b'P';
 pub const DETACHED: u8 = b'd';
 /// init → labrun: the shell `a` ended with wait status `b`.
 pub const EXITED: u8 = b'X';
+/// init → labrun, once, before anything else: a descriptor (SCM_RIGHTS) of /lab, on the
+/// writable disk, which labrun measures with fstatfs after each cell ("disk full").
+pub const DISK_FD: u8 = b'L';
 
 /// labrun → init: start a shell.
 pub const SPAWN: u8 = b'S';
 /// labrun → init: outlive labrun (`--keep`); the run's lock comes along as SCM_RIGHTS.
 pub const DETACH: u8 = b'D';
-/// labrun → init: how full is the writable disk? Answered by DISK.
-pub const DISK_QUERY: u8 = b'F';
-/// init → labrun: the writable disk has `a` KiB free of `b` KiB.
-pub const DISK: u8 = b'f';
 
 /// Flag of SPAWN: the shell gets every capability (of the container's user namespace).
 pub const PRIVILEGED: u8 = 1;
