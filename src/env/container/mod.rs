@@ -284,13 +284,13 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
-        image_paths: beneath::ImagePaths {
-            root: ops::cstring(root.staging.join("merged")),
-            host_binds: ["lab/.notebook", "lab/.submission"]
+        image_paths: beneath::ImagePaths::new(
+            ops::cstring(root.staging.join("merged")),
+            ["lab/.notebook", "lab/.submission"]
                 .iter()
                 .map(|bind| ops::cstring(root.staging.join("merged").join(bind)))
                 .collect(),
-        },
+        ),
         cgroup_procs: cgroup
             .iter()
             .flat_map(|c| c.v1_join_files())

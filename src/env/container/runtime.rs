@@ -259,7 +259,10 @@ impl Container {
                 Some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Err(nix::errno::Errno::EINTR) => continue,
+                // The kernel reports a peer that closed with our request unread before the
+                // messages it sent first, and only once: read on to get them (a failed setup
+                // step says why), then the end of the stream.
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => continue,
                 Err(nix::errno::Errno::EAGAIN) => {
                     return Err(io::Error::other(format!(
                         "the container's init did not answer within {} s",
