@@ -299,13 +299,23 @@ impl Drop for RunCgroup {
 }
 
 /// Kills what is in the directories and removes them.
-fn teardown<'a>(dirs: impl Iterator<Item = (&'a Path, Version)> + Clone, deadline: Instant) {
-    for (path, version) in dirs.clone() {
-        if version == Version::V2 {
+fn teardown<'a>(dirs: impl Iterator<Item = (&'a Path, Version)>, deadline: Instant) {
+    // Usually a removal comes when the run's processes are gone (the container's init is
+    // waited for, and its exit waits for every process of its namespace) and nothing was made
+    // below: the kernel refuses to remove a cgroup with a process in it or a cgroup below it,
+    // so one attempt each settles those, and only the others are emptied first.
+    let busy: Vec<(&Path, Version)> = dirs
+        .filter(|(path, _)| match fs::remove_dir(path) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        })
+        .collect();
+    for (path, version) in &busy {
+        if *version == Version::V2 {
             v2::kill_all(path);
         }
     }
-    let paths: Vec<&Path> = dirs.map(|(p, _)| p).collect();
+    let paths: Vec<&Path> = busy.iter().map(|(p, _)| *p).collect();
     dir::kill_until_empty(&paths, deadline);
     for path in paths {
         let _ = dir::remove(path, deadline);
