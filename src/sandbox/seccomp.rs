@@ -18,7 +18,7 @@
 //!    them down to a few `nr ==` tests, each jumping to a shared `EPERM` / `ENOSYS` return
 //!    or to a short argument check; a number no row has is allowed. The kernel runs the
 //!    program for every syscall number when the filter is installed (see `bpf::search`), so
-//!    its depth, not its length, is what each shell's start pays.
+//!    each shell's start pays for its depth more than for its length.
 //!
 //! The program never looks at arguments before it has matched a syscall number, so the
 //! kernel's per-syscall action cache (5.11+) answers every syscall the table does not mention
@@ -448,8 +448,8 @@ mod bpf {
         /// Sends the loaded syscall number to its row's target, or allows it: halves the
         /// sorted `rows` with `>=` tests down to a few, then tests those for equality. The
         /// kernel runs the program once per syscall number when the filter is installed (to
-        /// fill its cache of always-allowed calls), so the program's depth, not its length,
-        /// is what starting a shell pays: a chain of every row cost about 0.2 ms here.
+        /// fill its cache of always-allowed calls), so the depth counts for more than the
+        /// length: installing a chain of every row took 0.24 ms here, this tree 0.17 ms.
         fn search(&mut self, rows: &[(u32, Label)]) {
             if rows.len() <= SEARCH_LEAF {
                 for &(number, target) in rows {
