@@ -236,12 +236,7 @@ impl Container {
         loop {
             let reply = self.receive_any()?;
             match reply.kind {
-                wire::SETUP_FAILED => {
-                    return Err(io::Error::other(format!(
-                        "building the container failed: {}",
-                        child::describe_inside(&self.plan, reply.a as usize, reply.b)
-                    )));
-                }
+                wire::SETUP_FAILED => return Err(self.setup_failed(&reply)),
                 wire::NEED_MAPS => self.setup_done()?,
                 _ => return Ok(reply),
             }
@@ -368,8 +363,34 @@ impl Container {
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
-        .map_err(|e| io::Error::other(format!("{what}: {e}")))?;
+        .map_err(|e| match e {
+            // The child ended before reading it; a failed setup step it reported first says why.
+            nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET => self
+                .setup_failure()
+                .unwrap_or_else(|| io::Error::other(format!("{what}: {e}"))),
+            _ => io::Error::other(format!("{what}: {e}")),
+        })?;
         Ok(())
+    }
+
+    fn setup_failed(&self, reply: &Reply) -> io::Error {
+        io::Error::other(format!(
+            "building the container failed: {}",
+            child::describe_inside(&self.plan, reply.a as usize, reply.b)
+        ))
+    }
+
+    /// Reads what a child that has ended left queued, for its failed setup step.
+    fn setup_failure(&self) -> Option<io::Error> {
+        loop {
+            match self.receive_any() {
+                Ok(reply) if reply.kind == wire::SETUP_FAILED => {
+                    return Some(self.setup_failed(&reply));
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
     }
 
     /// Init's answer of this kind; exits and readiness that come first are taken in passing.
