@@ -126,6 +126,25 @@ impl super::EnvGuard for RunDir {
     }
 }
 
+impl RunDir {
+    /// Removes everything in the directory but its lock, which stays held until it is dropped.
+    pub fn clear(&self) {
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name() != "lock" {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&path);
+                } else {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
 impl Drop for RunDir {
     fn drop(&mut self) {
         remove_tree(&self.path);
@@ -227,5 +246,28 @@ mod tests {
         let live = RunDir::create().unwrap();
         assert!(!stale.exists(), "stale run directory swept");
         assert!(live.path().exists(), "the live one stays");
+    }
+
+    #[test]
+    fn clearing_leaves_only_the_lock_still_held() {
+        let run = RunDir::create().unwrap();
+        let root = run.subdir("root", 0o700).unwrap();
+        fs::create_dir(root.join("ro")).unwrap();
+        fs::set_permissions(root.join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
+        fs::write(run.path().join("hosts"), "x").unwrap();
+        run.clear();
+        let left: Vec<_> = fs::read_dir(run.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["lock"]);
+        let again = File::open(run.path().join("lock")).unwrap();
+        assert!(
+            Flock::lock(again, FlockArg::LockExclusiveNonblock).is_err(),
+            "the run still holds its lock"
+        );
+        let path = run.path().to_path_buf();
+        drop(run);
+        assert!(!path.exists());
     }
 }

@@ -440,6 +440,14 @@ impl Container {
         self.answer(wire::DETACHED).map(|_| ())
     }
 
+    /// Kills init, and with it every process of its PID namespace, without waiting (dropping
+    /// the container waits). The disk's descriptor goes first: held, it would keep the lab's
+    /// tmpfs alive past init.
+    pub fn kill(&self) {
+        self.disk.lock().expect("not poisoned").take();
+        let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
+    }
+
     /// Bytes free on the lab's writable disk: fstatfs on the descriptor of /lab the
     /// container sent when its root was built. None before that, or if the kernel will not say.
     pub fn disk_free(&self) -> Option<u64> {
@@ -451,11 +459,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        // The disk's descriptor first: held, it would keep the lab's tmpfs alive past init.
-        self.disk.lock().expect("not poisoned").take();
-        // Killing init kills every process of its PID namespace; waiting for it means they
-        // are all gone, and with them the mount namespace and its mounts.
-        let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
+        self.kill();
+        // Waiting for init means every process of its PID namespace is gone, and with them
+        // the mount namespace and its mounts.
         let _ = waitpid(self.init, None);
         crate::trace::mark("container reaped");
     }
