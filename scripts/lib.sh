@@ -45,7 +45,13 @@ apt_install_missing() {
 
 # The release binary, wherever cargo puts it.
 labrun_bin() {
-    printf '%s/release/labrun\n' "${CARGO_TARGET_DIR:-target}"
+    printf '%s/%s/release/labrun\n' "${CARGO_TARGET_DIR:-target}" "$(host_triple)"
+}
+
+# This machine's target triple: .cargo/config.toml names the target, so cargo builds into
+# target/<triple>/.
+host_triple() {
+    rustc -vV | sed -n 's/^host: //p'
 }
 
 # Replaces what lies between the lines BEGIN and END of FILE with CONTENT-FILE's text (the

@@ -110,10 +110,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_dynamic_binary_and_a_non_elf_file() {
-        // The test binary itself is dynamically linked (glibc target).
+    fn static_pie_dynamic_and_non_elf_files() {
+        // The test binary is a static-pie, as labrun is (.cargo/config.toml): position-
+        // independent, with no interpreter. Debian's /bin/sh (dash) loads libc.
         let me = std::env::current_exe().unwrap();
-        assert_eq!(linking(&me).unwrap(), Linking::Dynamic);
+        assert_eq!(linking(&me).unwrap(), Linking::Static);
+        assert_eq!(linking(Path::new("/bin/sh")).unwrap(), Linking::Dynamic);
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("script");
         std::fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
