@@ -25,11 +25,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
     env.insert("HOME".into(), home.to_string_lossy().into_owned());
     env.insert(
         "USER".into(),
-        nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| "root".into()),
+        super::caller_name().unwrap_or_else(|| "root".into()),
     );
     env.insert(
         "LABRUN_NOTEBOOK_DIR".into(),

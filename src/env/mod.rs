@@ -92,6 +92,24 @@ impl Environment {
     }
 }
 
+/// The calling user's name: from the user database, else from the login's `USER` or
+/// `LOGNAME`. labrun links the C library statically, and a static C library reads users from
+/// /etc/passwd but may fail to load the modules for directory services (LDAP, SSSD), so a
+/// directory user is named by the login environment instead. The name picks the user's lines
+/// of /etc/subuid and /etc/subgid (which newuidmap checks against the real user anyway) and
+/// the host backend's `USER`.
+pub(crate) fn caller_name() -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| {
+            ["USER", "LOGNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()))
+        })
+}
+
 /// The fixed default environment of every session (section 1 of the contract).
 pub fn default_env() -> BTreeMap<String, String> {
     [

@@ -183,11 +183,7 @@ fn resolve(spec: &EnvSpec) -> Result<Resolved, EnvError> {
 /// subordinate ids where the system gives it some.
 fn caller_maps() -> IdMaps {
     let uid = nix::unistd::getuid();
-    let user = nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_default();
+    let user = super::caller_name().unwrap_or_default();
     IdMaps::rootless(uid.as_raw(), nix::unistd::getgid().as_raw(), &user)
 }
 
