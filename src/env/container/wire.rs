@@ -17,8 +17,9 @@ pub const SPAWNED: u8 = b'P';
 pub const DETACHED: u8 = b'd';
 /// init → labrun: the shell `a` ended with wait status `b`.
 pub const EXITED: u8 = b'X';
-/// init → labrun, once, before anything else: a descriptor (SCM_RIGHTS) of /lab, on the
-/// writable disk, which labrun measures with fstatfs after each cell ("disk full").
+/// child → labrun, once, when the root is built (just before the child becomes init): a
+/// descriptor (SCM_RIGHTS) of /lab, on the writable disk, which labrun measures with fstatfs
+/// after each cell ("disk full").
 pub const DISK_FD: u8 = b'L';
 
 /// labrun → init: start a shell.
