@@ -39,7 +39,18 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     rustup component add rustfmt clippy
 fi
 
-if ! cargo nextest --version >/dev/null 2>&1; then
+# .cargo/config.toml names the target `host-tuple`: cargo knows it since 1.91, cargo-nextest
+# since early 2026 (0.9.143 is the oldest version checked here).
+version_at_least() { # HAVE WANT
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+rust=$(rustc --version | awk '{print $2}')
+if ! version_at_least "$rust" 1.91.0; then
+    step "rustup update stable (rustc $rust is older than 1.91)"
+    rustup update stable
+fi
+nextest=$(cargo nextest --version 2>/dev/null | awk 'NR == 1 {print $2}')
+if [ -z "$nextest" ] || ! version_at_least "$nextest" 0.9.143; then
     step "cargo install --locked cargo-nextest"
     cargo install --locked cargo-nextest
 fi
