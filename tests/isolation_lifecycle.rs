@@ -200,6 +200,81 @@ fn kill_9_takes_the_container_along_and_the_next_start_sweeps() {
     assert!(changed.is_empty(), "mounts left: {changed:#?}");
 }
 
+/// The cgroup directory of this process on the hierarchy that holds the memory controller (a
+/// v1 one, else cgroup v2).
+fn own_memory_cgroup() -> PathBuf {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next(), fields.next(), fields.next());
+        if controllers.is_some_and(|c| c.split(',').any(|c| c == "memory")) {
+            let path = path.unwrap_or_default().trim_start_matches('/');
+            return PathBuf::from("/sys/fs/cgroup/memory").join(path);
+        }
+    }
+    let path = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    PathBuf::from("/sys/fs/cgroup").join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn a_killed_runs_cgroups_are_swept_by_a_labrun_in_another_cgroup() {
+    // Another login or batch job: the killed labrun ran in a cgroup the next one is not in,
+    // so its run's cgroups are not below the next one's. Rootless runs here have no cgroups.
+    if !is_root() {
+        return;
+    }
+    let elsewhere = own_memory_cgroup().join(unique("labrun-test-elsewhere"));
+    std::fs::create_dir(&elsewhere).unwrap();
+    let join = std::ffi::CString::new(
+        elsewhere
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    let (lab, sleepers) = sleeper_lab();
+    let mut cmd = lab.command(&["nb.md"], &[]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: only open, write and close between fork and exec, on memory prepared before.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(join.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let mut live = follow(cmd.spawn().unwrap(), sleepers);
+    assert!(
+        live.cgroups.iter().any(|c| c.starts_with(&elsewhere)),
+        "the run's memory cgroup is below {}: {:?}",
+        elsewhere.display(),
+        live.cgroups
+    );
+    live.child.kill().unwrap();
+    live.child.wait().unwrap();
+    assert!(
+        wait_until(2.0, || live
+            .sleepers
+            .iter()
+            .all(|s| pids_with_arg(s).is_empty())),
+        "the container outlived labrun by 2 s"
+    );
+
+    // The next labrun runs in this test's cgroup, not in `elsewhere`.
+    let next = Lab::new();
+    next.write("nb.md", &probe_notebook("", &[("p", "echo next=1")]));
+    let (_, report) = next.report("nb.md", &[]);
+    report.assert_status("p", "passed");
+    assert_swept(
+        &live,
+        "a run killed in another cgroup, after the next start",
+    );
+    std::fs::remove_dir(&elsewhere).unwrap();
+}
+
 #[test]
 fn runs_of_one_notebook_at_once_are_separate_and_outlive_a_killed_neighbour() {
     let lab = Lab::new();

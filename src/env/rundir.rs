@@ -3,14 +3,20 @@
 //! Every run gets `<tmp>/labrun-<uid>/run-<token>/`, holding an flock on its `lock` file for
 //! as long as the run lasts. A labrun that was killed leaves its directory behind unlocked;
 //! the next labrun removes such directories and never touches a locked one (a per-run lock,
-//! not a guess from process ids).
+//! not a guess from process ids). A run's directory also records where its cgroups are, for
+//! the sweeper.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+
+/// The file of a run's directory that lists its cgroups (`RunDir::record_cgroups`).
+const CGROUPS_RECORD: &str = "cgroups";
 
 pub struct RunDir {
     path: PathBuf,
@@ -103,6 +109,19 @@ impl RunDir {
             .unwrap_or("")
     }
 
+    /// Notes where the run's cgroups are, so that a labrun that sweeps this run after a
+    /// `kill -9` finds them wherever they are: below the cgroup this labrun runs in, which
+    /// the next labrun may not share (another login, another job).
+    pub fn record_cgroups(&self, paths: &[&Path]) -> io::Result<()> {
+        let mut text = Vec::new();
+        for path in paths {
+            text.extend_from_slice(path.as_os_str().as_bytes());
+            text.push(0);
+        }
+        let file = self.path.join(CGROUPS_RECORD);
+        fs::write(&file, text).map_err(|e| with_path(e, &file))
+    }
+
     /// Makes a subdirectory with the given mode.
     pub fn subdir(&self, name: &str, mode: u32) -> io::Result<PathBuf> {
         let p = self.path.join(name);
@@ -127,13 +146,14 @@ impl super::EnvGuard for RunDir {
 }
 
 impl RunDir {
-    /// Removes everything in the directory but its lock, which stays held until it is dropped.
+    /// Removes everything in the directory but its lock, which stays held until it is
+    /// dropped, and the record of its cgroups, which a sweeper needs until they are gone.
     pub fn clear(&self) {
         let Ok(entries) = fs::read_dir(&self.path) else {
             return;
         };
         for entry in entries.flatten() {
-            if entry.file_name() != "lock" {
+            if entry.file_name() != "lock" && entry.file_name() != CGROUPS_RECORD {
                 let path = entry.path();
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     remove_tree(&path);
@@ -191,9 +211,17 @@ fn sweep_stale(parent: &Path) {
             continue;
         };
         if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            // A dead run: its cgroups first (they are named by its token), then its files.
+            // A dead run: its cgroups first (those it recorded, then any of its name below
+            // this labrun's cgroups), then its files.
             let token = name.trim_start_matches("run-");
             let uid = nix::unistd::getuid().as_raw();
+            if let Ok(record) = fs::read(path.join(CGROUPS_RECORD)) {
+                let recorded = record
+                    .split(|&b| b == 0)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| PathBuf::from(OsStr::from_bytes(p)));
+                crate::limits::sweep_recorded(uid, token, recorded);
+            }
             crate::limits::sweep_stale(uid, |t| t != token);
             remove_tree(&path);
             drop(lock);
@@ -249,18 +277,29 @@ mod tests {
     }
 
     #[test]
-    fn clearing_leaves_only_the_lock_still_held() {
+    fn clearing_leaves_only_the_lock_still_held_and_the_cgroups_record() {
         let run = RunDir::create().unwrap();
         let root = run.subdir("root", 0o700).unwrap();
         fs::create_dir(root.join("ro")).unwrap();
         fs::set_permissions(root.join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
         fs::write(run.path().join("hosts"), "x").unwrap();
+        let cgroups = [
+            Path::new("/sys/fs/cgroup/a b"),
+            Path::new("/sys/fs/cgroup/c\nd"),
+        ];
+        run.record_cgroups(&cgroups).unwrap();
         run.clear();
-        let left: Vec<_> = fs::read_dir(run.path())
+        let mut left: Vec<_> = fs::read_dir(run.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(left, ["lock"]);
+        left.sort();
+        assert_eq!(left, [CGROUPS_RECORD, "lock"]);
+        assert_eq!(
+            fs::read(run.path().join(CGROUPS_RECORD)).unwrap(),
+            b"/sys/fs/cgroup/a b\0/sys/fs/cgroup/c\nd\0",
+            "each path as it is, ended by a NUL"
+        );
         let again = File::open(run.path().join("lock")).unwrap();
         assert!(
             Flock::lock(again, FlockArg::LockExclusiveNonblock).is_err(),

@@ -31,7 +31,7 @@ mod rlimit;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use cgroup::{RunCgroup, sweep_stale};
+pub use cgroup::{RunCgroup, sweep_recorded, sweep_stale};
 pub use rlimit::RlimitPlan;
 
 /// A run's memory when the notebook sets none: 1 GiB.

@@ -234,6 +234,9 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
         .iter()
         .map(|u| format!("limit not enforced as asked: {u}"))
         .collect();
+    if let Some(cgroup) = &cgroup {
+        run.record_cgroups(&cgroup.paths())?;
+    }
     let cgroup = cgroup.map(Arc::new);
     crate::trace::mark("cgroups created");
     let control = run.subdir("ctl", 0o700)?;

@@ -354,6 +354,33 @@ pub fn sweep_stale(uid: u32, is_alive: impl Fn(&str) -> bool) {
     }
 }
 
+/// Removes the cgroups a dead run recorded (`RunDir::record_cgroups`), wherever they are,
+/// killing their processes first. Only a directory named for that run (`labrun-<uid>-<token>`)
+/// on a cgroup filesystem is touched, whatever the record says.
+pub fn sweep_recorded(uid: u32, token: &str, recorded: impl Iterator<Item = PathBuf>) {
+    if !valid_token(token) {
+        return;
+    }
+    let name = cgroup_name(uid, token);
+    let deadline = Instant::now() + dir::TEARDOWN;
+    for path in recorded {
+        let named = path.is_absolute()
+            && path.file_name().is_some_and(|n| n == name.as_str())
+            && path
+                .components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if !named {
+            continue;
+        }
+        let version = match nix::sys::statfs::statfs(&path).map(|s| s.filesystem_type()) {
+            Ok(nix::sys::statfs::CGROUP2_SUPER_MAGIC) => Version::V2,
+            Ok(nix::sys::statfs::CGROUP_SUPER_MAGIC) => Version::V1,
+            _ => continue,
+        };
+        teardown(std::iter::once((path.as_path(), version)), deadline);
+    }
+}
+
 fn cgroup_name(uid: u32, token: &str) -> String {
     format!("labrun-{uid}-{token}")
 }
@@ -431,6 +458,29 @@ mod tests {
         assert!(!valid_token(""));
         assert!(!valid_token("../x"));
         assert!(!valid_token("a b"));
+    }
+
+    /// A record names only what the sweep may remove: a directory named for the dead run, on
+    /// a cgroup filesystem. Anything else it lists stays, however it got there.
+    #[test]
+    fn a_record_cannot_make_the_sweep_remove_other_directories() {
+        let base = std::env::temp_dir().join(format!("labrun-record-{}", std::process::id()));
+        let named = base.join(cgroup_name(7, "dead"));
+        let other = base.join("labrun-7-alive");
+        fs::create_dir_all(&named).unwrap();
+        fs::create_dir_all(&other).unwrap();
+        let recorded = [
+            named.clone(),
+            other.clone(),
+            PathBuf::from("relative/labrun-7-dead"),
+            base.join("x/../labrun-7-dead"),
+        ];
+        sweep_recorded(7, "dead", recorded.into_iter());
+        assert!(named.exists(), "not on a cgroup filesystem: left alone");
+        assert!(other.exists(), "another run's name: left alone");
+        sweep_recorded(7, "../dead", std::iter::once(named.clone()));
+        assert!(named.exists(), "not a token: nothing is done");
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
