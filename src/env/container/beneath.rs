@@ -20,23 +20,24 @@ use nix::errno::Errno;
 /// The longest path checked; a longer one is refused (`ENAMETOOLONG`).
 const MAX_PATH: usize = 4096;
 
-/// Where the image's paths are: below `root`, except in the directories labrun binds there
-/// from the machine (the notebook's directory, a submission), whose insides are not the
-/// image's.
+/// Where the image's paths are: below `root`, except inside the directories labrun mounts
+/// there before it works in them: binds from the machine (the notebook's directory, a
+/// submission) and fresh filesystems of its own (`/proc`, `/sys`, `/dev`). Each of those is
+/// still checked itself, before anything is mounted on it.
 #[derive(Debug, Default)]
 pub struct ImagePaths {
     root: CString,
-    host_binds: Vec<CString>,
+    not_image: Vec<CString>,
     /// The root, opened (`O_PATH`) at the first check below it; 0 until then (no check
     /// ever opens descriptor 0, which the child holds as its standard input).
     opened: AtomicI32,
 }
 
 impl ImagePaths {
-    pub fn new(root: CString, host_binds: Vec<CString>) -> ImagePaths {
+    pub fn new(root: CString, not_image: Vec<CString>) -> ImagePaths {
         ImagePaths {
             root,
-            host_binds,
+            not_image,
             opened: AtomicI32::new(0),
         }
     }
@@ -58,7 +59,7 @@ impl ImagePaths {
             self.forget_root();
             return Ok(());
         }
-        if self.host_binds.iter().any(|b| {
+        if self.not_image.iter().any(|b| {
             let b = b.to_bytes();
             below(path, b) && path.len() > b.len()
         }) {
@@ -218,6 +219,11 @@ mod tests {
         assert_eq!(check("missing/deeper/still", false), Ok(()));
         // The notebook's own directory is the machine's, not the image's.
         assert_eq!(check("lab/.notebook/linked/x", false), Ok(()));
+        // ... but the directory it is mounted on is the image's.
+        symlink("/etc", root.join("dev")).unwrap();
+        let paths = ImagePaths::new(c(&root), vec![c(&root.join("dev"))]);
+        assert_eq!(paths.check(&c(&root.join("dev")), false), Err(Errno::ELOOP));
+        assert_eq!(paths.check(&c(&root.join("dev/null")), true), Ok(()));
         // Outside the root, and the root itself, are labrun's.
         assert_eq!(paths.check(c"/etc/passwd", false), Ok(()));
         assert_eq!(paths.check(&c(&root), false), Ok(()));

@@ -288,11 +288,13 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
+        // Below these, the steps work in what labrun mounted there (see `beneath`): a third
+        // of the steps, whose checks cost as much as the rest.
         image_paths: beneath::ImagePaths::new(
             ops::cstring(root.staging.join("merged")),
-            ["lab/.notebook", "lab/.submission"]
+            ["lab/.notebook", "lab/.submission", "proc", "sys", "dev"]
                 .iter()
-                .map(|bind| ops::cstring(root.staging.join("merged").join(bind)))
+                .map(|mounted| ops::cstring(root.staging.join("merged").join(mounted)))
                 .collect(),
         ),
         cgroup_procs: cgroup
