@@ -100,33 +100,13 @@ machine=$(machine_description)
 versions="$("$labrun" --version 2>/dev/null | head -1); skopeo $(skopeo --version | awk '{print $3}')"
 versions+="; umoci $(umoci --version | awk '{print $3}'); $(docker-registry --version | awk '{print $1, $3}')"
 versions+="; $(hyperfine --version)"
-python3 - "$results" "$table" "$runs" "$machine" "$versions" "$size" <<'EOF'
-import datetime, json, sys
-results, table, runs, machine, versions, size = sys.argv[1:]
-data = json.load(open(results))["results"]
-whats = {
-    "labrun": "one-cell notebook on the image, empty cache: pull, verify, unpack, run",
-    "skopeo copy": "the same image into an OCI layout (blobs verified, not unpacked)",
-    "skopeo copy + umoci unpack": "the same, then unpacked to a root filesystem",
-    "labrun, layers cached": "the notebook again with the layers cached (manifest only)",
-}
-peer = next(r["median"] for r in data if r["command"] == "skopeo copy")
-fmt = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.2f} s"
-rows = ["| row | what runs | median | mean ± σ | min … max | median / skopeo copy |",
-        "|---|---|---|---|---|---|"]
-for r in data:
-    rows.append(f"| `{r['command']}` | {whats[r['command']]} | {fmt(r['median'])} | "
-                f"{fmt(r['mean'])} ± {fmt(r['stddev'] or 0)} | {fmt(r['min'])} … {fmt(r['max'])} | "
-                f"{r['median'] / peer:.2f} |")
-day = datetime.date.today().isoformat()
-mb = int(size) / 1e6
-text = "\n".join(rows) + "\n\n" + (
-    f"Measured {day} by `bench/pull.sh`: one hyperfine invocation, `-N`, 2 warm-up and {runs} "
-    f"measured runs of each row; the registry holds {mb:.0f} MB (three layers, gzip). "
-    f"Machine: {machine}. Versions: {versions}.\n")
-open(table, "w").write(text)
-print(text, end="")
-EOF
+mb=$(( size / 1000000 ))
+python3 bench/table.py "$results" "$table" --code --reference "skopeo copy" --ratio "skopeo copy" \
+    --what "labrun=one-cell notebook on the image, empty cache: pull, verify, unpack, run" \
+    --what "skopeo copy=the same image into an OCI layout (blobs verified, not unpacked)" \
+    --what "skopeo copy + umoci unpack=the same, then unpacked to a root filesystem" \
+    --what "labrun, layers cached=the notebook again with the layers cached (manifest only)" \
+    --footer "Measured $(date +%F) by \`bench/pull.sh\`: one hyperfine invocation, \`-N\`, 2 warm-up and $runs measured runs of each row; the registry holds $mb MB (three layers, gzip). Machine: $machine. Versions: $versions."
 
 replace_between "$book" "<!-- registry-pull:begin -->" "<!-- registry-pull:end -->" "$table"
 step "written into $book"

@@ -42,28 +42,11 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$results" \
 step "table ($table)"
 machine=$(machine_description)
 versions="$("$labrun" --version 2>/dev/null | head -1); $(hyperfine --version)"
-python3 - "$results" "$table" "$runs" "$machine" "$versions" <<'EOF'
-import datetime, json, sys
-results, table, runs, machine, versions = sys.argv[1:]
-data = json.load(open(results))["results"]
-whats = {
-    "three targets, one lab": "a lab with three machines on a private network, one cell on the first",
-    "three labs, one after another": "three one-machine labs of one cell each, by one labrun (-j 1)",
-    "one lab, one machine": "a one-machine lab of one cell",
-}
-peer = next(r["median"] for r in data if r["command"] == "three labs, one after another")
-ms = lambda s: f"{s * 1000:.1f} ms"
-rows = ["| row | what runs | median | mean ± σ | min … max | median / three labs |",
-        "|---|---|---|---|---|---|"]
-for r in data:
-    rows.append(f"| {r['command']} | {whats[r['command']]} | {ms(r['median'])} | "
-                f"{ms(r['mean'])} ± {ms(r['stddev'] or 0)} | {ms(r['min'])} … {ms(r['max'])} | "
-                f"{r['median'] / peer:.2f} |")
-day = datetime.date.today().isoformat()
-text = "\n".join(rows) + "\n\n" + (
-    f"Measured {day} by `bench/targets.sh`: one hyperfine invocation, `-N`, 3 warm-up and {runs} "
-    f"measured runs of each row. Machine: {machine}. Versions: {versions}.\n")
-open(table, "w").write(text)
-EOF
+python3 bench/table.py "$results" "$table" \
+    --reference "three labs, one after another" --ratio "three labs" \
+    --what "three targets, one lab=a lab with three machines on a private network, one cell on the first" \
+    --what "three labs, one after another=three one-machine labs of one cell each, by one labrun (-j 1)" \
+    --what "one lab, one machine=a one-machine lab of one cell" \
+    --footer "Measured $(date +%F) by \`bench/targets.sh\`: one hyperfine invocation, \`-N\`, 3 warm-up and $runs measured runs of each row. Machine: $machine. Versions: $versions." >/dev/null
 cat "$table"
 replace_between "$book" "<!-- targets:begin -->" "<!-- targets:end -->" "$table"

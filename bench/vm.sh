@@ -75,30 +75,13 @@ hyperfine -N --warmup 1 --runs "$runs" --export-json "$results" \
 step "table ($table)"
 machine=$(machine_description)
 versions="$("$labrun" --version 2>/dev/null | head -1); $("$qemu" "${datadir[@]}" --version | head -1); kernel $(basename "$bzimage"); accelerator tcg; $(hyperfine --version)"
-python3 - "$results" "$table" "$runs" "$machine" "$versions" <<'EOF'
-import datetime, json, sys
-results, table, runs, machine, versions = sys.argv[1:]
-data = json.load(open(results))["results"]
-whats = {
-    "labrun, vm backend, warm": "a one-cell notebook in a fresh guest restored from labrun's snapshot: restore, root over 9p, the cell, power off",
-    "labrun, vm backend, cold": "the same, the guest booted (LABRUN_VM_SNAPSHOT=0): boot, modules, agent, root, the cell",
-    "qemu alone, unpacked kernel": "the same kernel and qemu flags, a busybox /init that prints and powers off",
-    "qemu alone, bzImage": "the same, booting the compressed image (it unpacks itself in the guest)",
-    "labrun, container backend": "the same notebook in a fresh container",
-}
-floor = next(r["median"] for r in data if r["command"] == "qemu alone, unpacked kernel")
-s = lambda v: f"{v:.2f} s" if v >= 0.1 else f"{v * 1000:.1f} ms"
-rows = ["| row | what runs | median | mean ± σ | min … max | median / qemu alone |",
-        "|---|---|---|---|---|---|"]
-for r in data:
-    rows.append(f"| {r['command']} | {whats[r['command']]} | {s(r['median'])} | "
-                f"{s(r['mean'])} ± {s(r['stddev'] or 0)} | {s(r['min'])} … {s(r['max'])} | "
-                f"{r['median'] / floor:.2f} |")
-day = datetime.date.today().isoformat()
-text = "\n".join(rows) + "\n\n" + (
-    f"Measured {day} by `bench/vm.sh`: one hyperfine invocation, `-N`, 1 warm-up and {runs} "
-    f"measured runs of each row. Machine: {machine}. Versions: {versions}.\n")
-open(table, "w").write(text)
-EOF
+python3 bench/table.py "$results" "$table" \
+    --reference "qemu alone, unpacked kernel" --ratio "qemu alone" \
+    --what "labrun, vm backend, warm=a one-cell notebook in a fresh guest restored from labrun's snapshot: restore, root over 9p, the cell, power off" \
+    --what "labrun, vm backend, cold=the same, the guest booted (LABRUN_VM_SNAPSHOT=0): boot, modules, agent, root, the cell" \
+    --what "qemu alone, unpacked kernel=the same kernel and qemu flags, a busybox /init that prints and powers off" \
+    --what "qemu alone, bzImage=the same, booting the compressed image (it unpacks itself in the guest)" \
+    --what "labrun, container backend=the same notebook in a fresh container" \
+    --footer "Measured $(date +%F) by \`bench/vm.sh\`: one hyperfine invocation, \`-N\`, 1 warm-up and $runs measured runs of each row. Machine: $machine. Versions: $versions." >/dev/null
 cat "$table"
 replace_between "$book" "<!-- vm:begin -->" "<!-- vm:end -->" "$table"
