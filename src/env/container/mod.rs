@@ -288,15 +288,7 @@ fn start(spec: &EnvSpec, how: StartAs) -> Result<Started, EnvError> {
         argv_area: None,
         hardening: Hardening::new(rlimits),
         merged: root.staging.join("merged").to_string_lossy().into_owned(),
-        // Below these, the steps work in what labrun mounted there (see `beneath`): a third
-        // of the steps, whose checks cost as much as the rest.
-        image_paths: beneath::ImagePaths::new(
-            ops::cstring(root.staging.join("merged")),
-            ["lab/.notebook", "lab/.submission", "proc", "sys", "dev"]
-                .iter()
-                .map(|mounted| ops::cstring(root.staging.join("merged").join(mounted)))
-                .collect(),
-        ),
+        image_paths: root.image_paths(),
         cgroup_procs: cgroup
             .iter()
             .flat_map(|c| c.v1_join_files())

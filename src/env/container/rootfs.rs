@@ -25,6 +25,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::beneath::ImagePaths;
 use super::ops::{Op, cstring};
 pub use crate::image::Hidden;
 
@@ -239,6 +240,21 @@ fn relative(path: &Path) -> PathBuf {
 }
 
 impl RootSpec {
+    /// Where the image's own paths are in the root being built, for the link check
+    /// (`beneath`): all of `merged` but the insides of what the steps mount there before they
+    /// work in it: the notebook's directory and a submission, bound from the machine, and the
+    /// fresh /proc, /sys and /dev (`kernel_filesystems`, `devices`).
+    pub fn image_paths(&self) -> ImagePaths {
+        let merged = self.staging.join("merged");
+        ImagePaths::new(
+            cstring(&merged),
+            ["lab/.notebook", "lab/.submission", "proc", "sys", "dev"]
+                .iter()
+                .map(|mounted| cstring(merged.join(mounted)))
+                .collect(),
+        )
+    }
+
     /// The steps, in order. `merged` is where the root is assembled before `pivot_root`.
     pub fn ops(&self) -> Vec<Op> {
         let mut ops = vec![Op::Mount {

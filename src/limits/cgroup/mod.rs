@@ -73,7 +73,9 @@ impl RunCgroup {
     /// Makes the run's cgroups and writes the limits into them. Returns the cgroups (none
     /// when not a single directory could be made) and the limits it could not enforce.
     /// `token` is the run directory's token (letters, digits, `-`, `_`; panics otherwise);
-    /// call this after the run directory is locked, so that the sweeper sees the run alive.
+    /// call this after the run directory is locked, so that the sweeper sees the run alive,
+    /// and record [`RunCgroup::paths`] there (`RunDir::record_cgroups`), so that a sweeper
+    /// below other cgroups than this labrun's still finds them.
     pub fn create(token: &str, limits: &Limits) -> (Option<RunCgroup>, Vec<Unenforced>) {
         assert!(
             valid_token(token),
