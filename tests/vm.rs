@@ -149,6 +149,78 @@ fn a_second_run_starts_warm_from_a_snapshot_with_its_own_clock_and_randomness() 
     );
 }
 
+/// A file of the vm's cache, `size` bytes (sparse), last used `days` ago.
+fn stale_vm_file(cache: &std::path::Path, name: &str, size: u64, days: u64) -> std::path::PathBuf {
+    let vm = cache.join("vm");
+    std::fs::create_dir_all(&vm).unwrap();
+    let path = vm.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(size).unwrap();
+    let then = std::time::SystemTime::now() - Duration::from_secs(days * 86400);
+    file.set_times(std::fs::FileTimes::new().set_accessed(then))
+        .unwrap();
+    path
+}
+
+#[test]
+fn a_vm_run_trims_the_vm_cache_to_its_budget_when_it_ends() {
+    let lab = Lab::new();
+    lab.write("warm.md", WARM);
+    let cache = lab.path("cache");
+    // What older labrun builds left, unused for days. With the run's own files (a kernel, an
+    // initramfs and a snapshot: 150 to 250 MiB), only the last of them fits in the budget.
+    let oldest = stale_vm_file(&cache, "snapshot-0123456789abcdef.bin", 500 << 20, 9);
+    let older = stale_vm_file(&cache, "snapshot-1123456789abcdef.bin", 500 << 20, 8);
+    let old = stale_vm_file(&cache, "initramfs-fedcba9876543210.cpio", 300 << 20, 3);
+    let env = [
+        ("LABRUN_CACHE", cache.to_str().unwrap()),
+        ("LABRUN_VM_CACHE_MAX", "700MiB"),
+    ];
+    lab.run_env(&["-q", "warm.md"], &env).status(0);
+    assert!(
+        !oldest.exists() && !older.exists(),
+        "the least recently used go first"
+    );
+    assert!(old.exists(), "the rest fit in the budget");
+    let names: Vec<String> = std::fs::read_dir(cache.join("vm"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for kind in ["snapshot-", "initramfs-", "vmlinux-"] {
+        assert!(
+            names.iter().any(|n| n.starts_with(kind)),
+            "the run's own {kind} file stays: {names:?}"
+        );
+    }
+    // The next run starts from the files the trimming kept.
+    let warm = lab.run_env(&["--format", "json", "warm.md"], &env);
+    warm.status(0);
+    assert!(
+        common::Report::of(&warm)
+            .text
+            .contains("restored from a snapshot"),
+        "{}",
+        warm.stdout
+    );
+
+    // With no budget, nothing is trimmed; a budget that is not a size is refused by name.
+    let kept = stale_vm_file(&cache, "snapshot-00000000000000aa.bin", 2 << 30, 9);
+    lab.run_env(
+        &["-q", "warm.md"],
+        &[env[0], ("LABRUN_VM_CACHE_MAX", "none")],
+    )
+    .status(0);
+    assert!(kept.exists());
+    lab.run_env(
+        &["-q", "warm.md"],
+        &[env[0], ("LABRUN_VM_CACHE_MAX", "lots")],
+    )
+    .status(3)
+    .stderr_has("LABRUN_VM_CACHE_MAX: invalid size 'lots'");
+    assert!(kept.exists());
+}
+
 #[test]
 fn the_guest_runs_its_own_kernel_with_the_agent_as_init() {
     let lab = Lab::new();

@@ -118,6 +118,22 @@ impl Cache {
         Ok(removed)
     }
 
+    /// Keeps the vm's files within `budget` (see [`super::vm_files::trim`]) when no run is
+    /// using the cache; `None` when one is (its own end will try again).
+    pub fn trim_vm_files(
+        &self,
+        budget: u64,
+    ) -> Result<Option<Vec<super::vm_files::VmFile>>, ImageError> {
+        let Some(_hold) = self.hold_as(FlockArg::LockExclusiveNonblock)? else {
+            return Ok(None);
+        };
+        Ok(Some(super::vm_files::trim(
+            self.root(),
+            budget,
+            super::vm_files::KEPT_WHILE_RECENT,
+        )))
+    }
+
     fn remove_all(&self, doomed: &[&LayerInfo]) -> Result<Removed, ImageError> {
         let mut removed = Removed::default();
         for layer in doomed {
@@ -212,5 +228,32 @@ mod tests {
         );
         assert!(descends_from(&all, &all[2], "debian-aaaa1"));
         assert!(!descends_from(&all, &all[0], "step-bbbb1"));
+    }
+
+    #[test]
+    fn the_vm_files_are_trimmed_only_when_no_run_holds_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::at(t.path().join("cache")).unwrap();
+        let vm = super::super::vm_files::dir(cache.root());
+        fs::create_dir_all(&vm).unwrap();
+        let stale = vm.join("snapshot-stale.bin");
+        let file = File::create(&stale).unwrap();
+        file.set_len(10 << 20).unwrap();
+        file.set_times(
+            fs::FileTimes::new().set_accessed(SystemTime::now() - Duration::from_secs(86400)),
+        )
+        .unwrap();
+
+        let running = cache.hold().unwrap();
+        assert_eq!(
+            cache.trim_vm_files(1 << 20).unwrap(),
+            None,
+            "a run holds it"
+        );
+        assert!(stale.exists());
+        drop(running);
+        let removed = cache.trim_vm_files(1 << 20).unwrap().unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(!stale.exists());
     }
 }

@@ -1,7 +1,9 @@
 //! The vm backend's files in labrun's cache: unpacked kernels, initramfs images (one per labrun
 //! binary and kernel) and snapshots of booted machines (one per machine shape, about 100 MB
 //! each). Each run marks the files it uses (their access time), `labrun image ls` lists them
-//! and `labrun image prune` removes those unused for a while, as it does layers.
+//! and `labrun image prune` removes those unused for a while, as it does layers. A vm run
+//! keeps them within a budget at its end (`trim`): every new labrun build brings its own
+//! initramfs and snapshots, and nothing else would take the old ones away.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,56 @@ pub fn mark_used(path: &Path) {
     }
 }
 
+/// What the vm's files may take before a run trims them, unless `LABRUN_VM_CACHE_MAX` says.
+pub const DEFAULT_BUDGET: u64 = 2 << 30;
+
+/// Files used this recently stay, even over the budget: a budget too small for the machines in
+/// use would otherwise throw away, at the end of each run, what the next run boots from.
+pub const KEPT_WHILE_RECENT: Duration = Duration::from_secs(3600);
+
+/// The budget `LABRUN_VM_CACHE_MAX` sets (a size such as `2GiB`; `none`: no trimming), or the
+/// default. An error names the variable.
+pub fn budget() -> Result<Option<u64>, String> {
+    budget_from(std::env::var("LABRUN_VM_CACHE_MAX").ok().as_deref())
+}
+
+fn budget_from(setting: Option<&str>) -> Result<Option<u64>, String> {
+    match setting {
+        None => Ok(Some(DEFAULT_BUDGET)),
+        Some(text) if text.trim().eq_ignore_ascii_case("none") => Ok(None),
+        Some(text) => crate::units::parse_size(text)
+            .map(Some)
+            .map_err(|e| format!("LABRUN_VM_CACHE_MAX: {e}; or none, for no trimming")),
+    }
+}
+
+/// Removes the least recently used files until the rest take at most `budget` bytes, but none
+/// used within `recent`. The caller holds the cache exclusively, so no run is starting a
+/// machine from them. Returns what was removed, oldest use first.
+pub fn trim(cache_root: &Path, budget: u64, recent: Duration) -> Vec<VmFile> {
+    let now = SystemTime::now();
+    let files = list(cache_root);
+    let mut total: u64 = files.iter().map(|f| f.size).sum();
+    let mut removed = Vec::new();
+    for file in files {
+        if total <= budget {
+            break;
+        }
+        let unused_for = file.last_used.map_or(Duration::MAX, |used| {
+            now.duration_since(used).unwrap_or_default()
+        });
+        if unused_for < recent {
+            // `list` is oldest use first: every file after this one is as recent.
+            break;
+        }
+        if fs::remove_file(&file.path).is_ok() {
+            total -= file.size;
+            removed.push(file);
+        }
+    }
+    removed
+}
+
 /// Removes the files unused for `unused_for` (every file when `None`). The caller holds the
 /// cache exclusively, so no run is starting a machine from them. Returns what was removed.
 pub fn prune(cache_root: &Path, unused_for: Option<Duration>) -> Vec<VmFile> {
@@ -82,6 +134,86 @@ pub fn prune(cache_root: &Path, unused_for: Option<Duration>) -> Vec<VmFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of `size` bytes (sparse) in the vm dir of `root`, last used `age` ago.
+    fn used_file(root: &Path, name: &str, size: u64, age: Duration) {
+        let path = dir(root).join(name);
+        fs::create_dir_all(dir(root)).unwrap();
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(size).unwrap();
+        file.set_times(fs::FileTimes::new().set_accessed(SystemTime::now() - age))
+            .unwrap();
+    }
+
+    fn names(files: &[VmFile]) -> Vec<String> {
+        files
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn trimming_removes_the_least_recently_used_files_until_the_rest_fit() {
+        let t = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86400);
+        used_file(t.path(), "snapshot-old.bin", 300 << 20, 9 * day);
+        used_file(t.path(), "initramfs-old.cpio", 10 << 20, 8 * day);
+        used_file(t.path(), "snapshot-mid.bin", 300 << 20, 2 * day);
+        used_file(
+            t.path(),
+            "snapshot-new.bin",
+            300 << 20,
+            Duration::from_secs(60),
+        );
+        used_file(t.path(), "vmlinux-k", 60 << 20, Duration::from_secs(60));
+
+        assert!(
+            trim(t.path(), 1 << 30, KEPT_WHILE_RECENT).is_empty(),
+            "within budget"
+        );
+        let removed = trim(t.path(), 665 << 20, KEPT_WHILE_RECENT);
+        assert_eq!(names(&removed), ["snapshot-old.bin", "initramfs-old.cpio"]);
+        let left: u64 = list(t.path()).iter().map(|f| f.size).sum();
+        assert_eq!(left, 660 << 20);
+    }
+
+    #[test]
+    fn the_budget_is_a_size_or_none() {
+        assert_eq!(budget_from(None), Ok(Some(DEFAULT_BUDGET)));
+        assert_eq!(budget_from(Some("500MiB")), Ok(Some(500 << 20)));
+        assert_eq!(budget_from(Some(" None ")), Ok(None));
+        let err = budget_from(Some("lots")).unwrap_err();
+        assert!(
+            err.starts_with("LABRUN_VM_CACHE_MAX: invalid size 'lots'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn files_used_within_the_hour_stay_even_over_the_budget() {
+        let t = tempfile::tempdir().unwrap();
+        used_file(
+            t.path(),
+            "snapshot-a.bin",
+            300 << 20,
+            Duration::from_secs(7200),
+        );
+        used_file(
+            t.path(),
+            "snapshot-b.bin",
+            300 << 20,
+            Duration::from_secs(600),
+        );
+        used_file(
+            t.path(),
+            "snapshot-c.bin",
+            300 << 20,
+            Duration::from_secs(60),
+        );
+        let removed = trim(t.path(), 0, KEPT_WHILE_RECENT);
+        assert_eq!(names(&removed), ["snapshot-a.bin"]);
+        assert_eq!(names(&list(t.path())), ["snapshot-b.bin", "snapshot-c.bin"]);
+    }
 
     #[test]
     fn files_unused_for_a_while_are_pruned_and_marked_ones_kept() {

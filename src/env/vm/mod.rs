@@ -49,12 +49,29 @@ const OVERHEAD_MIB: u64 = 160;
 const DEFAULT_MEMORY: u64 = 512 << 20;
 
 /// What lives as long as the run: the machine first, then its directory, the layers and the
-/// vm's cached files (`labrun image prune` waits for it).
+/// vm's cached files (`labrun image prune` waits for it); last, with the holds let go, the
+/// vm's files are trimmed to their budget.
 struct Guard {
     _machine: Arc<Mutex<qemu::Machine>>,
     _run: RunDir,
     _hold: Option<CacheHold>,
     _vm_files_hold: CacheHold,
+    _trim: TrimVmFiles,
+}
+
+/// Keeps the vm's files within their budget when dropped, if no other run holds the cache
+/// (the last run to end does it).
+struct TrimVmFiles {
+    cache: Cache,
+    budget: Option<u64>,
+}
+
+impl Drop for TrimVmFiles {
+    fn drop(&mut self) {
+        if let Some(budget) = self.budget {
+            let _ = self.cache.trim_vm_files(budget);
+        }
+    }
 }
 
 impl super::EnvGuard for Guard {
@@ -111,6 +128,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         run_config,
     } = lab_root(spec)?;
     let cache = Cache::open().map_err(|e| EnvError::Other(e.to_string()))?;
+    let budget = vm_files::budget().map_err(EnvError::Other)?;
     let vm_files_hold = cache.hold().map_err(|e| EnvError::Other(e.to_string()))?;
     let vm_cache = vm_files::dir(cache.root());
     let bootable = kernel::bootable(&kernel.path, &vm_cache);
@@ -237,6 +255,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
             _run: run,
             _hold: hold,
             _vm_files_hold: vm_files_hold,
+            _trim: TrimVmFiles { cache, budget },
         }),
     })
 }
