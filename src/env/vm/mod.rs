@@ -59,8 +59,8 @@ struct Guard {
     _trim: TrimVmFiles,
 }
 
-/// Keeps the vm's files within their budget when dropped, if no other run holds the cache
-/// (the last run to end does it).
+/// Keeps the vm's files within their budget when dropped, if no other run (of either backend)
+/// holds the cache; otherwise a later vm run's end does it.
 struct TrimVmFiles {
     cache: Cache,
     budget: Option<u64>,
