@@ -118,6 +118,7 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
                 .into(),
         ));
     }
+    let budget = vm_files::budget().map_err(EnvError::Other)?;
     let qemu = qemu::find().map_err(EnvError::Other)?;
     let kernel = kernel::find(spec.kernel.as_deref())?;
     let LabRoot {
@@ -128,7 +129,6 @@ pub fn build(spec: &EnvSpec) -> Result<Environment, EnvError> {
         run_config,
     } = lab_root(spec)?;
     let cache = Cache::open().map_err(|e| EnvError::Other(e.to_string()))?;
-    let budget = vm_files::budget().map_err(EnvError::Other)?;
     let vm_files_hold = cache.hold().map_err(|e| EnvError::Other(e.to_string()))?;
     let vm_cache = vm_files::dir(cache.root());
     let bootable = kernel::bootable(&kernel.path, &vm_cache);
