@@ -123,8 +123,9 @@ fn list(cache: &Cache) {
             l.what
         );
     }
-    // The vm backend's files, under their file names.
-    for f in vm_files::list(cache.root()) {
+    // The vm backend's files, under their file names, then what they take against their budget.
+    let vm = vm_files::list(cache.root());
+    for f in &vm {
         let name = f.path.file_name().unwrap_or_default().to_string_lossy();
         let key: String = name.chars().take(17).collect();
         println!(
@@ -133,6 +134,18 @@ fn list(cache: &Cache) {
             used(f.last_used),
             f.what
         );
+    }
+    if !vm.is_empty() {
+        let total = units::show_size(vm.iter().map(|f| f.size).sum());
+        match vm_files::budget() {
+            Ok(Some(budget)) => println!(
+                "\nvm files: {total} of a {} budget (LABRUN_VM_CACHE_MAX); a vm run's end \
+                 removes the least recently used beyond it",
+                units::show_size(budget)
+            ),
+            Ok(None) => println!("\nvm files: {total}, never trimmed (LABRUN_VM_CACHE_MAX=none)"),
+            Err(e) => println!("\nvm files: {total} ({e})"),
+        }
     }
 }
 

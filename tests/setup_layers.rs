@@ -302,7 +302,8 @@ fn the_vm_backends_files_are_listed_and_pruned_with_the_layers() {
         .stdout_has("snapshot-01234567")
         .stdout_has("vm snapshot (a booted machine, for warm starts)")
         .stdout_has("40 d ago")
-        .stdout_has("vm kernel, unpacked");
+        .stdout_has("vm kernel, unpacked")
+        .stdout_has("vm files: 12 KiB of a 2 GiB budget (LABRUN_VM_CACHE_MAX)");
     run(&lab, &cache, &["image", "prune", "--unused-for", "30d"])
         .status(0)
         .stdout_has("removed 2 vm files")
