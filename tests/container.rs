@@ -23,10 +23,8 @@ fn a_directory_and_a_tarball_are_images() {
     let lab = Lab::new();
     // A root of its own: busybox and one file that tells them apart.
     let tree = lab.path("tree");
-    fs::create_dir_all(tree.join("bin")).unwrap();
+    common::busybox_tree(&tree, &["sh"]);
     fs::create_dir_all(tree.join("etc")).unwrap();
-    fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", tree.join("bin/sh")).unwrap();
     fs::write(tree.join("etc/which"), "from a tree\n").unwrap();
     let st = Command::new("tar")
         .args(["-czf", "root.tar.gz", "-C", "tree", "."])

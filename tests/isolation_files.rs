@@ -242,11 +242,7 @@ fn nothing_a_run_writes_survives_it() {
 
 /// A root of busybox with the given links (`name`, `target`) at its top, in `dir`.
 fn root_with_links(dir: &Path, links: &[(&str, &Path)]) {
-    fs::create_dir_all(dir.join("bin")).unwrap();
-    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat"] {
-        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
-    }
+    common::busybox_tree(dir, &["sh", "echo", "cat"]);
     for (name, target) in links {
         let at = dir.join(name);
         fs::create_dir_all(at.parent().unwrap()).unwrap();

@@ -198,7 +198,7 @@ impl Layout {
 }
 
 /// A directory tree written from `(path, content)` pairs; a path ending in `/` is a
-/// directory, content `@busybox` is a copy of the host's static busybox, `->x` a link to x.
+/// directory, content `->x` a link to x.
 fn tree(base: &Path, name: &str, entries: &[(&str, &str)]) -> PathBuf {
     let root = base.join(name);
     fs::create_dir_all(&root).unwrap();
@@ -209,9 +209,7 @@ fn tree(base: &Path, name: &str, entries: &[(&str, &str)]) -> PathBuf {
             continue;
         }
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        if *content == "@busybox" {
-            fs::copy("/bin/busybox", &p).unwrap();
-        } else if let Some(target) = content.strip_prefix("->") {
+        if let Some(target) = content.strip_prefix("->") {
             std::os::unix::fs::symlink(target, &p).unwrap();
         } else {
             fs::write(&p, content).unwrap();
@@ -222,15 +220,15 @@ fn tree(base: &Path, name: &str, entries: &[(&str, &str)]) -> PathBuf {
 
 /// A busybox root (the applets the tests use).
 fn busybox_root(base: &Path) -> PathBuf {
-    let mut entries = vec![("bin/busybox", "@busybox")];
-    for applet in ["sh", "cat", "ls", "echo", "test", "uname"] {
-        entries.push((
-            Box::leak(format!("bin/{applet}").into_boxed_str()),
-            "->busybox",
-        ));
-    }
-    entries.extend([("etc/greeting", "hello from the registry\n"), ("tmp/", "")]);
-    tree(base, "base", &entries)
+    common::busybox_tree(
+        &base.join("base"),
+        &["sh", "cat", "ls", "echo", "test", "uname"],
+    );
+    tree(
+        base,
+        "base",
+        &[("etc/greeting", "hello from the registry\n"), ("tmp/", "")],
+    )
 }
 
 /// The layer above the base: removes /etc/greeting, makes /data opaque, adds /data/new.

@@ -105,6 +105,16 @@ impl Ran {
     }
 }
 
+/// A root made of the host's static busybox at `dir`: `bin/busybox` and a link to it for each
+/// of `applets`.
+pub fn busybox_tree(dir: &Path, applets: &[&str]) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+}
+
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
