@@ -12,7 +12,7 @@ cargo_bin_on_path
 # hyperfine:      the benchmarks
 # libxml2-utils:  xmllint, to validate report files in tests
 # procps:         ps/pgrep, to check that no process outlives a run
-# gcc, libc6-dev: the linker Rust needs, and libc.a (labrun links glibc statically)
+# gcc, libc6-dev: the linker Rust needs, and the C library's files it links against
 # python3:        the book's small mdbook preprocessor (book/fences.py)
 # uidmap:         newuidmap/newgidmap, so rootless containers map subordinate ids
 # util-linux:     nsenter, unshare (tests of --keep)

@@ -454,3 +454,68 @@ fn ctrl_c_exits_130_and_leaves_nothing_behind() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(processes_matching(&tag), Vec::<String>::new());
 }
+
+/// A uid above `from` that the machine's user database does not know.
+fn unknown_uid(from: u32) -> u32 {
+    (from..)
+        .find(|&uid| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .is_none()
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_caller_no_user_database_knows_is_named_by_the_login() {
+    // What an LDAP or SSSD user looks like when its directory cannot answer: a uid that no
+    // name service knows. labrun asks the machine's name services (Debian's nsswitch.conf
+    // says `passwd: files systemd`), then takes USER or LOGNAME. A static labrun crashed here
+    // with SIGSEGV, in the systemd module it loaded.
+    if !common::is_root() {
+        eprintln!("skipped: only root can run labrun as a uid nobody knows");
+        return;
+    }
+    let uid = unknown_uid(42420).to_string();
+    let lab = Lab::new();
+    std::fs::set_permissions(
+        lab.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let notebook = |name: &str| {
+        format!(
+            "---\nlabrun:\n  backend: host\n---\n\n```console\n$ echo \"$USER\"\n{name}\n$ id -u\n{uid}\n```\n"
+        )
+    };
+    lab.write("user.md", &notebook("ghost"));
+    lab.write("logname.md", &notebook("spectre"));
+    let run_as = |nb: &str, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid", &uid, "--regid", &uid, "--clear-groups"])
+            .arg(common::labrun_bin())
+            .arg(nb)
+            .current_dir(lab.dir.path())
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .env_remove("CI")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("LABRUN_RUN_DIR")
+            .env("NO_COLOR", "1")
+            .env("HOME", "/nonexistent");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        common::Ran::from(cmd.output().unwrap())
+    };
+    run_as("user.md", &[("USER", "ghost"), ("LOGNAME", "other")])
+        .status(0)
+        .stdout_has("1 passed");
+    run_as("logname.md", &[("LOGNAME", "spectre")])
+        .status(0)
+        .stdout_has("1 passed");
+    // The run's private directories went with it; the per-user one above them is removed
+    // here, as nothing else would.
+    let _ = std::fs::remove_dir(format!("/dev/shm/labrun-{uid}"));
+}

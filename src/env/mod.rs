@@ -92,12 +92,10 @@ impl Environment {
     }
 }
 
-/// The calling user's name: from the user database, else from the login's `USER` or
-/// `LOGNAME`. labrun links the C library statically, and a static C library reads users from
-/// /etc/passwd but may fail to load the modules for directory services (LDAP, SSSD), so a
-/// directory user is named by the login environment instead. The name picks the user's lines
-/// of /etc/subuid and /etc/subgid (which newuidmap checks against the real user anyway) and
-/// the host backend's `USER`.
+/// The calling user's name: from the user database (the machine's name services, LDAP and
+/// SSSD included), else from the login's `USER` or `LOGNAME` (a uid no service knows). The
+/// name picks the user's lines of /etc/subuid and /etc/subgid (which newuidmap checks against
+/// the real user anyway) and the host backend's `USER`.
 pub(crate) fn caller_name() -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
