@@ -20,6 +20,15 @@ pub struct VmFile {
     pub last_used: Option<SystemTime>,
 }
 
+impl VmFile {
+    /// How long no run has used it at `now` (forever when its use is unknown).
+    fn unused_for(&self, now: SystemTime) -> Duration {
+        self.last_used.map_or(Duration::MAX, |used| {
+            now.duration_since(used).unwrap_or_default()
+        })
+    }
+}
+
 /// The vm's directory in the cache at `cache_root`.
 pub fn dir(cache_root: &Path) -> PathBuf {
     cache_root.join("vm")
@@ -102,10 +111,7 @@ pub fn trim(cache_root: &Path, budget: u64, recent: Duration) -> Vec<VmFile> {
         if total <= budget {
             break;
         }
-        let unused_for = file.last_used.map_or(Duration::MAX, |used| {
-            now.duration_since(used).unwrap_or_default()
-        });
-        if unused_for < recent {
+        if file.unused_for(now) < recent {
             // `list` is oldest use first: every file after this one is as recent.
             break;
         }
@@ -123,10 +129,7 @@ pub fn prune(cache_root: &Path, unused_for: Option<Duration>) -> Vec<VmFile> {
     let now = SystemTime::now();
     list(cache_root)
         .into_iter()
-        .filter(|f| match (unused_for, f.last_used) {
-            (None, _) | (Some(_), None) => true,
-            (Some(age), Some(used)) => now.duration_since(used).unwrap_or_default() >= age,
-        })
+        .filter(|f| unused_for.is_none_or(|age| f.unused_for(now) >= age))
         .filter(|f| fs::remove_file(&f.path).is_ok())
         .collect()
 }
